@@ -1,0 +1,302 @@
+"""Decoder backends behind one interface: open, list frame times, decode chosen frames.
+
+Both backends give the same frames for the same request: frames are chosen by
+:func:`video2numpy.sampling.select_frames` from each backend's list of presentation times,
+and the chosen frames are resized by the decoder's own scaler (bicubic) in one pass.
+
+PyAV is exact and fast for sparse sampling: a demux-only pass lists every frame's timestamp
+without decoding; decoding then seeks to the keyframe before each far-away target and asks the
+decoder to skip non-reference frames on every packet except the targets' own. No frame
+references a non-reference frame, so the frames returned are exactly the frames asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .resize import Resize
+from .status import DecodeError
+
+BACKENDS = ("auto", "pyav", "decord")
+
+
+@dataclass
+class VideoMeta:
+    """What is known about a video after opening it, before decoding any frame."""
+
+    width: int
+    height: int
+    source_fps: float
+    duration: float
+    n_source_frames: int
+    codec: str
+
+    def as_dict(self) -> dict:
+        return {
+            "width": self.width,
+            "height": self.height,
+            "source_fps": round(self.source_fps, 6),
+            "duration": round(self.duration, 6),
+            "n_source_frames": self.n_source_frames,
+            "codec": self.codec,
+        }
+
+
+def resolve_backend(backend: str) -> str:
+    """The backend ``auto`` stands for: PyAV, which the decode benchmark shows faster for
+    every sampling mode here (bench/decode.py), and which decodes every codec FFmpeg does."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return "pyav" if backend == "auto" else backend
+
+
+def open_video(path: str, backend: str = "auto", threads: int = 1) -> PyAVVideo | DecordVideo:
+    """Open a local video file with the chosen backend; raises :class:`DecodeError`."""
+    backend = resolve_backend(backend)
+    if backend == "decord":
+        return DecordVideo(path, threads=threads)
+    return PyAVVideo(path, threads=threads)
+
+
+class PyAVVideo:
+    """A video opened with PyAV. ``frame_times`` are exact, from packet timestamps."""
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        import av
+
+        self.path = path
+        self.threads = threads
+        self.missing = 0  # sampled frames the decoder could not produce (corrupt data)
+        try:
+            with av.open(path, metadata_errors="ignore") as container:
+                if not container.streams.video:
+                    raise DecodeError("no video stream in the file (audio-only or not a video)")
+                stream = container.streams.video[0]
+                ctx = stream.codec_context
+                if not ctx.width or not ctx.height:
+                    raise DecodeError("the video stream has no picture size (corrupt header?)")
+                self.time_base = stream.time_base or Fraction(1, 1_000_000)
+                origin = container.start_time
+                self._origin = (
+                    int(Fraction(origin, 1_000_000) / self.time_base) if origin is not None else 0
+                )
+                dec_pts, keyframe = [], []
+                for packet in container.demux(stream):
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is None or packet.size == 0:
+                        continue
+                    dec_pts.append(ts)
+                    keyframe.append(packet.is_keyframe)
+                rate = stream.average_rate or stream.guessed_rate
+                codec = ctx.name
+                width, height = ctx.width, ctx.height
+        except DecodeError:
+            raise
+        except Exception as exc:  # av raises many error types for non-videos
+            raise DecodeError(f"cannot open as a video: {exc}") from exc
+        if not dec_pts:
+            raise DecodeError("the video stream has no frames")
+
+        # Packets in decode order; frame times are their sorted presentation times.
+        self._dec_pts = np.asarray(dec_pts, dtype=np.int64)
+        self._key = np.asarray(keyframe, dtype=bool)
+        if not self._key.any():
+            self._key[0] = True  # some streams flag no keyframe; decoding from 0 still works
+        self.pts = np.unique(self._dec_pts)
+        self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
+        fps = float(rate) if rate else 0.0
+        interval = float(np.median(np.diff(self.frame_times))) if len(self.pts) > 1 else 0.0
+        if not fps and interval:
+            fps = 1.0 / interval
+        self.end_time = float(self.frame_times[-1]) + (interval or (1.0 / fps if fps else 0.0))
+        self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec)
+
+    def __enter__(self) -> PyAVVideo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def iter_frames(
+        self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(frames, times)`` chunks for ``indices`` (sorted indices into frame_times)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        # Each target is decoded once, even when num_frames repeats it.
+        targets, repeats = np.unique(self.pts[indices], return_counts=True)
+        self.missing = 0
+        retry = True
+        # Chunk by chunk, so memory holds one chunk of frames however long the video is.
+        for lo in range(0, len(targets), chunk_frames):
+            part, counts = targets[lo : lo + chunk_frames], repeats[lo : lo + chunk_frames]
+            got = dict(self._decode_targets(part, resize, allow_seek=True))
+            lost = np.asarray([t for t in part if int(t) not in got], dtype=np.int64)
+            if len(lost) and retry:  # a seek that landed late, or corrupt data: decode plainly
+                found = dict(self._decode_targets(lost, resize, allow_seek=False))
+                got.update(found)
+                retry = bool(found)  # nothing recovered means corruption: do not retry again
+            frames, times = [], []
+            for pts, count in zip(part, counts, strict=True):
+                frame = got.get(int(pts))
+                if frame is None:
+                    self.missing += int(count)
+                    continue
+                frames.extend([frame] * int(count))
+                times.extend([float((int(pts) - self._origin) * self.time_base)] * int(count))
+            if frames:
+                yield np.stack(frames), np.asarray(times)
+
+    def _decode_targets(
+        self, targets: np.ndarray, resize: Resize, allow_seek: bool
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(pts, frame)`` for each target pts that decodes, in presentation order."""
+        import av
+
+        if len(targets) == 0:
+            return
+        dec_index = {int(p): i for i, p in enumerate(self._dec_pts)}
+        key_idx = np.where(self._key, np.arange(len(self._key)), 0)
+        last_key = np.maximum.accumulate(key_idx)
+        target_set = {int(t) for t in targets}
+        scaled = resize.scaled_size(self.meta.width, self.meta.height)
+
+        def start_keyframe(pts: int) -> int:
+            k = int(last_key[dec_index[pts]])
+            # A frame shown before its keyframe (open GOP) needs the GOP before it.
+            if pts < self._dec_pts[k] and k > 0:
+                k = int(last_key[k - 1])
+            return k
+
+        with av.open(self.path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"
+            stream.thread_count = self.threads
+            ctx = stream.codec_context
+            i, pos = 0, -1  # next target; decode index of the last packet fed
+            sought = -1  # the keyframe last sought: a seek that lands early is not redone
+            while i < len(targets):
+                need = start_keyframe(int(targets[i]))
+                if allow_seek and need > pos + 1 and need > sought:
+                    container.seek(int(self._dec_pts[need]), stream=stream, backward=True)
+                    sought, pos = need, need - 1
+                jump = False
+                for packet in container.demux(stream):
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is not None and packet.size:
+                        pos = dec_index.get(int(ts), pos)
+                        ctx.skip_frame = "DEFAULT" if int(ts) in target_set else "NONREF"
+                    else:
+                        ctx.skip_frame = "DEFAULT"  # the flush packet at the end of the stream
+                    try:
+                        frames = packet.decode()
+                    except av.error.FFmpegError:
+                        continue  # corrupt packet: its frame is reported missing, not fatal
+                    delivered = i
+                    for frame in frames:
+                        if frame.pts is None:
+                            continue
+                        while i < len(targets) and targets[i] < frame.pts:
+                            i += 1  # a target the decoder never produced
+                        if i < len(targets) and targets[i] == frame.pts:
+                            yield int(frame.pts), _to_rgb(frame, scaled, resize)
+                            i += 1
+                    if i >= len(targets):
+                        break
+                    next_key = start_keyframe(int(targets[i]))
+                    if allow_seek and i > delivered and next_key > pos + 1 and next_key > sought:
+                        jump = True
+                        break
+                if not jump:
+                    break  # end of stream: whatever is left was not in the file
+
+
+def _to_rgb(frame, scaled: tuple[int, int], resize: Resize) -> np.ndarray:
+    rgb = frame.to_ndarray(
+        width=scaled[0], height=scaled[1], format="rgb24", interpolation="BICUBIC"
+    )
+    return np.ascontiguousarray(resize.finish(rgb))
+
+
+class DecordVideo:
+    """A video opened with decord. ``frame_times`` come from decord's own index."""
+
+    def __init__(self, path: str, threads: int = 1) -> None:
+        try:
+            import decord
+        except ImportError as exc:
+            raise DecodeError(
+                "the decord backend needs the decord package (pip install decord; x86-64 only);"
+                " or use --backend pyav"
+            ) from exc
+        self.path = path
+        self.threads = threads
+        self.missing = 0  # decord raises rather than dropping frames
+        self._decord = decord
+        width, height, codec = _probe_size(path)
+        self._size = (width, height)
+        try:
+            reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
+            n = len(reader)
+            stamps = reader.get_frame_timestamp(range(n)) if n else np.zeros((0, 2))
+            fps = float(reader.get_avg_fps())
+            del reader
+        except Exception as exc:  # decord raises DECORDError or RuntimeError
+            raise DecodeError(f"decord cannot open the video: {exc}") from exc
+        if n == 0:
+            raise DecodeError("the video stream has no frames")
+        self.frame_times = np.asarray(stamps[:, 0], dtype=np.float64)
+        interval = float(np.median(np.diff(self.frame_times))) if n > 1 else 0.0
+        self.end_time = float(self.frame_times[-1]) + (interval or (1.0 / fps if fps else 0.0))
+        self.meta = VideoMeta(width, height, fps, self.end_time, n, codec)
+
+    def __enter__(self) -> DecordVideo:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def iter_frames(
+        self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            return
+        width, height = resize.scaled_size(*self._size)
+        try:
+            reader = self._decord.VideoReader(
+                self.path,
+                ctx=self._decord.cpu(0),
+                width=width,
+                height=height,
+                num_threads=self.threads,
+            )
+        except Exception as exc:
+            raise DecodeError(f"decord cannot open the video: {exc}") from exc
+        for lo in range(0, len(indices), chunk_frames):
+            part = indices[lo : lo + chunk_frames]
+            try:
+                batch = reader.get_batch(part.tolist()).asnumpy()
+            except Exception as exc:
+                raise DecodeError(f"decord failed to decode frames: {exc}") from exc
+            frames = np.stack([resize.finish(f) for f in batch])
+            yield frames, self.frame_times[part]
+
+
+def _probe_size(path: str) -> tuple[int, int, str]:
+    """Picture size and codec from the container header, without decoding."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise DecodeError("no video stream in the file (audio-only or not a video)")
+            ctx = container.streams.video[0].codec_context
+            return ctx.width, ctx.height, ctx.name
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"cannot open as a video: {exc}") from exc

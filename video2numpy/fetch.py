@@ -1,0 +1,165 @@
+"""Getting a video onto local disk: local paths, fsspec URLs, http(s), YouTube.
+
+Remote videos are copied to a per-worker scratch folder and removed after decoding; decoders
+then seek in a local file, which is far faster than seeking over the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from .status import FetchError
+from .youtube import download_youtube, parse_youtube_id
+
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Limits for getting one video. Every remote fetch is bounded in time and size."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0  # longest silence from a server
+    max_seconds: float = 600.0  # whole download, so a trickling server cannot stall a worker
+    max_bytes: int = 4 << 30
+    youtube_min_side: int = 224
+    youtube_sections: bool = True
+
+
+@dataclass(frozen=True)
+class Fetched:
+    path: str
+    time_offset: float = 0.0  # source time of the file's zero (YouTube section downloads)
+
+
+def location_kind(location: str) -> str:
+    """``local``, ``youtube``, ``http`` or ``fsspec``.
+
+    A string that exists on disk is a path, even if it looks like a YouTube id.
+    """
+    if os.path.exists(location):
+        return "local"
+    if parse_youtube_id(location):
+        return "youtube"
+    scheme = urlparse(location).scheme.lower()
+    if scheme in ("http", "https"):
+        return "http"
+    if scheme == "file" or len(scheme) <= 1:  # no scheme, or a Windows drive letter
+        return "local"
+    return "fsspec"
+
+
+@contextlib.contextmanager
+def fetch(
+    location: str,
+    workdir: str,
+    options: FetchOptions = FetchOptions(),
+    start: float | None = None,
+    end: float | None = None,
+) -> Iterator[Fetched]:
+    """Yield a local copy of ``location``; copies made here are deleted afterwards."""
+    kind = location_kind(location)
+    if kind == "local":
+        path = location[len("file://") :] if location.startswith("file://") else location
+        if not os.path.exists(path):
+            raise FetchError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise FetchError(f"is a folder, not a video file: {path}")
+        yield Fetched(path)
+        return
+
+    os.makedirs(workdir, exist_ok=True)
+    made: list[str] = []
+    try:
+        if kind == "youtube":
+            video_id = parse_youtube_id(location)
+            path, offset = download_youtube(
+                video_id,
+                workdir,
+                options.youtube_min_side,
+                options.read_timeout,
+                options.max_bytes,
+                start,
+                end,
+                options.youtube_sections,
+            )
+            made.append(path)
+            yield Fetched(path, offset)
+            return
+        path = os.path.join(workdir, "download" + _suffix(location))
+        made.append(path)
+        if kind == "http":
+            _download_http(location, path, options)
+        else:
+            _copy_fsspec(location, path, options)
+        yield Fetched(path)
+    finally:
+        for path in made:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
+def _suffix(location: str) -> str:
+    ext = os.path.splitext(urlparse(location).path)[1]
+    return ext if ext.isascii() and 1 < len(ext) <= 6 and ext[1:].isalnum() else ""
+
+
+def _download_http(url: str, path: str, options: FetchOptions) -> None:
+    import requests
+
+    deadline = time.monotonic() + options.max_seconds
+    try:
+        with requests.get(
+            url,
+            stream=True,
+            timeout=(options.connect_timeout, options.read_timeout),
+            headers={"User-Agent": "clip-video-datasets/0.1"},
+        ) as response:
+            if response.status_code >= 400:
+                raise FetchError(f"HTTP {response.status_code} {response.reason} for {url}")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > options.max_bytes:
+                raise FetchError(
+                    f"{url} is {int(length)} bytes, over the {options.max_bytes}-byte cap"
+                    " (raise --max-bytes to allow it)"
+                )
+            with open(path, "wb") as out:
+                _copy(response.iter_content(_COPY_CHUNK), out, url, options, deadline)
+    except requests.exceptions.Timeout as exc:
+        raise FetchError(f"timed out fetching {url}: {exc}") from exc
+    except requests.exceptions.RequestException as exc:
+        raise FetchError(f"cannot fetch {url}: {exc}") from exc
+
+
+def _copy_fsspec(url: str, path: str, options: FetchOptions) -> None:
+    import fsspec
+
+    deadline = time.monotonic() + options.max_seconds
+    try:
+        with fsspec.open(url, "rb") as src, open(path, "wb") as out:
+            chunks = iter(lambda: src.read(_COPY_CHUNK), b"")
+            _copy(chunks, out, url, options, deadline)
+    except FetchError:
+        raise
+    except FileNotFoundError as exc:
+        raise FetchError(f"no such file: {url}") from exc
+    except Exception as exc:  # each fsspec backend raises its own errors
+        raise FetchError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
+
+
+def _copy(chunks, out, url: str, options: FetchOptions, deadline: float) -> None:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > options.max_bytes:
+            raise FetchError(
+                f"{url} is over the {options.max_bytes}-byte cap (raise --max-bytes to allow it)"
+            )
+        if time.monotonic() > deadline:
+            raise FetchError(f"fetching {url} took over {options.max_seconds:g} s")
+        out.write(chunk)

@@ -1,0 +1,123 @@
+"""Synthetic videos whose pixels say which frame they are.
+
+Frame ``i`` is three horizontal bands whose grey levels are the base-16 digits of ``i``, so
+any decoded frame, resized or cropped, tells its own index (:func:`frame_index`). Tests, the
+demo and the benchmarks generate their inputs with this, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+
+_LEVELS = 16
+_STEP = 256 // _LEVELS  # grey level of digit d is d * 16 + 8: far apart, survives compression
+MAX_INDEX = _LEVELS**3 - 1
+
+
+def frame_image(index: int, width: int, height: int) -> np.ndarray:
+    """The RGB picture of frame ``index``."""
+    if not 0 <= index <= MAX_INDEX:
+        raise ValueError(f"frame index must be in 0..{MAX_INDEX}")
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    digits = [(index // _LEVELS**2) % _LEVELS, (index // _LEVELS) % _LEVELS, index % _LEVELS]
+    for band, digit in enumerate(digits):
+        img[band * height // 3 : (band + 1) * height // 3] = digit * _STEP + _STEP // 2
+    return img
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """Read the index back from a decoded RGB frame (any size, crop, or the padded mode).
+
+    Reads the median of the central column of each band of the non-black picture area.
+    """
+    grey = frame.astype(np.int32).mean(axis=2)
+    rows = np.flatnonzero(grey.max(axis=1) > 0)  # drop black padding rows, if any
+    cols = np.flatnonzero(grey.max(axis=0) > 0)
+    if len(rows) == 0:
+        return 0
+    top, bottom = rows[0], rows[-1] + 1
+    mid_col = (cols[0] + cols[-1]) // 2
+    height = bottom - top
+    digits = []
+    for band in range(3):
+        lo = top + band * height // 3 + height // 12
+        hi = top + (band + 1) * height // 3 - height // 12
+        level = float(np.median(grey[lo : max(hi, lo + 1), mid_col]))
+        digits.append(int(np.clip(round((level - _STEP // 2) / _STEP), 0, _LEVELS - 1)))
+    return digits[0] * _LEVELS**2 + digits[1] * _LEVELS + digits[2]
+
+
+def write_video(
+    path: str,
+    n_frames: int = 90,
+    fps: float = 30,
+    width: int = 320,
+    height: int = 240,
+    codec: str = "libx264",
+    frame_times: Sequence[float] | None = None,
+    gop: int = 30,
+    bframes: bool = True,
+    audio: bool = False,
+) -> None:
+    """Write a video of ``n_frames`` index-coded frames.
+
+    ``frame_times`` (seconds, increasing) makes a variable-frame-rate video; otherwise frames
+    are ``1 / fps`` apart. ``fps`` may be fractional (``30000 / 1001``). H.264 gets B-frames by
+    default, as real footage does, so decoders must reorder and skip correctly.
+    """
+    import av
+
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        options = {"g": str(gop)}
+        if codec == "libx264":
+            options.update(crf="18", preset="veryfast", bf="3" if bframes else "0")
+        elif codec.startswith("libvpx"):
+            options.update(crf="20", **{"b:v": "0", "deadline": "realtime", "cpu-used": "8"})
+        stream.options = options
+        time_base = Fraction(1, 1000) if frame_times is not None else 1 / rate
+        stream.codec_context.time_base = time_base
+        astream = container.add_stream("aac", rate=16000, layout="mono") if audio else None
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
+            seconds = frame_times[i] if frame_times is not None else i / rate
+            frame.pts = int(round(Fraction(seconds) / time_base))
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if astream is not None:
+            _write_silence(container, astream, n_frames / float(rate))
+
+
+def write_audio_only(path: str, seconds: float = 1.0) -> None:
+    """An audio-only file (no video stream), for the bad-input cases."""
+    import av
+
+    with av.open(path, "w") as container:
+        stream = container.add_stream("aac", rate=16000, layout="mono")
+        _write_silence(container, stream, seconds)
+
+
+def _write_silence(container, stream, seconds: float) -> None:
+    import av
+
+    samples = int(seconds * stream.rate)
+    for start in range(0, samples, 1024):
+        n = min(1024, samples - start)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, n), dtype=np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = stream.rate
+        frame.pts = start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
