@@ -111,6 +111,7 @@ def _suffix(location: str) -> str:
 
 def _download_http(url: str, path: str, options: FetchOptions) -> None:
     import requests
+    import urllib3
 
     deadline = time.monotonic() + options.max_seconds
     try:
@@ -128,11 +129,15 @@ def _download_http(url: str, path: str, options: FetchOptions) -> None:
                     f"{url} is {int(length)} bytes, over the {options.max_bytes}-byte cap"
                     " (raise --max-bytes to allow it)"
                 )
+            # read1 returns what has arrived, so the deadline is checked however slow the
+            # server; each read still waits at most read_timeout.
+            raw = response.raw
+            chunks = iter(lambda: raw.read1(_COPY_CHUNK, decode_content=True), b"")
             with open(path, "wb") as out:
-                _copy(response.iter_content(_COPY_CHUNK), out, url, options, deadline)
-    except requests.exceptions.Timeout as exc:
+                _copy(chunks, out, url, options, deadline)
+    except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError) as exc:
         raise FetchError(f"timed out fetching {url}: {exc}") from exc
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise FetchError(f"cannot fetch {url}: {exc}") from exc
 
 

@@ -1,0 +1,228 @@
+"""``video2numpy SRC --dest DIR``: sampled frames of many videos as ``.npy`` files.
+
+For every input video it writes ``NAME.npy`` (n, H, W, 3 uint8) and then ``NAME.json``
+(status, error, timestamps, source metadata). The ``.json`` is written last, so a rerun skips
+the videos that already succeeded and redoes the rest. Exit code 0 only if every video
+succeeded, 1 if any failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from .decode import BACKENDS
+from .fetch import FetchOptions
+from .npy import NpyWriter
+from .reader import default_workers, stream_videos
+from .resize import MODES, Resize
+from .sampling import Sampling
+from .status import SUCCESS
+from .table import is_table, read_table, require_columns
+from .video import FrameOptions
+from .youtube import parse_youtube_id
+
+
+def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sampling, size and decoder options, shared with ``clip-video-encode``."""
+    group = parser.add_argument_group("sampling (by presentation timestamp)")
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument("--fps", type=float, help="frames per second of video (true fps)")
+    mode.add_argument("--every-nth", type=int, help="keep every N-th frame")
+    mode.add_argument("--num-frames", type=int, help="N evenly spaced frames per video/window")
+    group.add_argument("--max-frames", type=int, help="cap per video, thinned evenly")
+    group.add_argument("--start", type=float, help="window start in seconds, for every video")
+    group.add_argument("--end", type=float, help="window end in seconds, for every video")
+    group = parser.add_argument_group("frames")
+    group.add_argument("--size", type=int, default=224, help="output size in pixels (224)")
+    group.add_argument(
+        "--resize-mode",
+        choices=MODES,
+        default="crop",
+        help="crop: short side to SIZE, centre crop (CLIP); pad: long side to SIZE, black"
+        " padding; native: the video's own size",
+    )
+    group.add_argument("--backend", choices=BACKENDS, default="auto", help="decoder (auto)")
+    group.add_argument("--threads", type=int, default=1, help="decoder threads per video (1)")
+    group = parser.add_argument_group("fetching")
+    group.add_argument("--workers", type=int, default=None, help="decode processes (one per core)")
+    group.add_argument("--timeout", type=float, default=300, help="per-video stall limit, s (300)")
+    group.add_argument("--connect-timeout", type=float, default=10.0, help="http connect, s (10)")
+    group.add_argument("--read-timeout", type=float, default=30.0, help="http silence, s (30)")
+    group.add_argument("--max-bytes", type=int, default=4 << 30, help="download size cap (4 GiB)")
+    group.add_argument(
+        "--no-youtube-sections",
+        action="store_true",
+        help="download whole YouTube videos even when a window is given",
+    )
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("input table columns")
+    group.add_argument("--location-col", default="location", help="column of video locations")
+    group.add_argument("--id-col", default="id", help="column of ids, used in names if present")
+    group.add_argument("--start-col", default="start", help="per-row window start, if present")
+    group.add_argument("--end-col", default="end", help="per-row window end, if present")
+
+
+def frame_options(args: argparse.Namespace) -> FrameOptions:
+    """Build :class:`FrameOptions` from parsed arguments (raises ValueError on bad values)."""
+    sampling = Sampling(
+        every_nth=args.every_nth,
+        fps=args.fps,
+        num_frames=args.num_frames,
+        max_frames=args.max_frames,
+        start=args.start,
+        end=args.end,
+    )
+    fetch = FetchOptions(
+        connect_timeout=args.connect_timeout,
+        read_timeout=args.read_timeout,
+        max_bytes=args.max_bytes,
+        youtube_min_side=args.size,
+        youtube_sections=not args.no_youtube_sections,
+    )
+    return FrameOptions(
+        sampling=sampling,
+        resize=Resize(args.size, args.resize_mode),
+        backend=args.backend,
+        threads=args.threads,
+        fetch=fetch,
+    )
+
+
+def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
+    """The input rows: ``location``, ``id`` and the window of each video."""
+    if not is_table(src):
+        return [{"location": src, "id": None, "start": None, "end": None}]
+    table = read_table(src)
+    require_columns(table, {"--location-col": args.location_col}, src)
+    columns = {
+        "location": args.location_col,
+        "id": args.id_col,
+        "start": args.start_col,
+        "end": args.end_col,
+    }
+    data = {k: table.column(c).to_pylist() for k, c in columns.items() if c in table.column_names}
+    rows = []
+    for i in range(table.num_rows):
+        row = {key: data[key][i] if key in data else None for key in columns}
+        row["location"] = str(row["location"] or "").strip()
+        row["id"] = str(row["id"]) if row["id"] not in (None, "") else None
+        rows.append(row)
+    return rows
+
+
+def output_names(rows: Sequence[dict]) -> list[str]:
+    """A safe, unique file name per row: its id, YouTube id or file name; row number on clashes."""
+    bases = []
+    for row in rows:
+        location = row["location"]
+        base = row.get("id") or parse_youtube_id(location) or location.rstrip("/").split("/")[-1]
+        base = os.path.splitext(str(base))[0] if not row.get("id") else str(base)
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "video"
+        bases.append(base[:200])
+    counts = Counter(bases)
+    width = len(str(max(len(rows) - 1, 0)))
+    return [b if counts[b] == 1 else f"{b}_{i:0{width}d}" for i, b in enumerate(bases)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="video2numpy",
+        description="Decode and sample videos into uint8 numpy arrays (NAME.npy + NAME.json).",
+    )
+    parser.add_argument("src", help="a video path or URL, a YouTube id, or a table of videos")
+    parser.add_argument("--dest", required=True, help="output folder (local)")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
+    add_frame_arguments(parser)
+    add_table_arguments(parser)
+    args = parser.parse_args(argv)
+
+    if "://" in args.dest and not args.dest.startswith("file://"):
+        parser.error("--dest must be a local folder (clip-video-encode writes to fsspec URLs)")
+    try:
+        options = frame_options(args)
+        rows = load_rows(args.src, args)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    dest = args.dest.removeprefix("file://")
+    os.makedirs(dest, exist_ok=True)
+    names = output_names(rows)
+    todo = [i for i in range(len(rows)) if args.overwrite or not _done(dest, names[i])]
+    skipped = len(rows) - len(todo)
+
+    began = time.perf_counter()
+    statuses: Counter[str] = Counter()
+    frames_total = 0
+    writers: dict[int, NpyWriter] = {}
+    sources = [rows[i] for i in todo]
+    workers = default_workers() if args.workers is None else args.workers
+    with tqdm(total=len(todo), unit="video", disable=None, desc="video2numpy") as bar:
+        for chunk in stream_videos(sources, options, workers, args.timeout):
+            row = todo[chunk.index]
+            name = names[row]
+            if len(chunk.frames):
+                if row not in writers:
+                    path = os.path.join(dest, name + ".npy")
+                    writers[row] = NpyWriter(path, chunk.frames.shape[1:])
+                writers[row].append(chunk.frames)
+            if chunk.record is None:
+                continue
+            record = {"name": name, "id": rows[row]["id"], **chunk.record, "index": row}
+            writer = writers.pop(row, None)
+            if record["status"] == SUCCESS and writer is not None:
+                writer.close()
+            else:
+                if writer is not None:
+                    writer.discard()
+                _remove(os.path.join(dest, name + ".npy"))
+            _write_json(os.path.join(dest, name + ".json"), record)
+            statuses[record["status"]] += 1
+            frames_total += record["n_frames"]
+            bar.update(1)
+
+    failed = sum(n for status, n in statuses.items() if status != SUCCESS)
+    detail = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()) if s != SUCCESS)
+    print(
+        f"video2numpy: {len(todo)} videos in {time.perf_counter() - began:.1f} s,"
+        f" {statuses[SUCCESS]} succeeded, {failed} failed{f' ({detail})' if detail else ''},"
+        f" {frames_total} frames"
+        f"{f'; {skipped} already done' if skipped else ''} -> {dest}",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+def _done(dest: str, name: str) -> bool:
+    try:
+        with open(os.path.join(dest, name + ".json")) as f:
+            return json.load(f).get("status") == SUCCESS
+    except (OSError, ValueError):
+        return False
+
+
+def _write_json(path: str, record: dict) -> None:
+    tmp = path + ".partial"
+    with open(tmp, "w") as f:
+        json.dump(record, f, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
