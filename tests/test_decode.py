@@ -170,3 +170,12 @@ def test_record_metadata(videos, tmp_path):
     assert record["duration"] == pytest.approx(300 / NTSC, abs=1e-3)
     assert record["timestamps"] == pytest.approx([2.002, 3.003, 4.004, 5.005], abs=1e-3)
     assert record["n_frames"] == 4 and record["codec"] == "h264"
+
+
+def test_sparse_sampling_seeks_instead_of_decoding_everything(videos):
+    video = open_video(videos["long.mp4"], "pyav")  # 1200 frames, keyframe every 48
+    idx = select_frames(video.frame_times, Sampling(num_frames=4), video.end_time)
+    frames = np.concatenate([f for f, _ in video.iter_frames(idx, Resize(32))])
+    assert indices(frames) == [0, 300, 600, 900]
+    # Each target needs at most one GOP (48 packets) from its keyframe, plus decoder delay.
+    assert video.packets_fed <= 4 * 52, video.packets_fed

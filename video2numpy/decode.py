@@ -71,6 +71,7 @@ class PyAVVideo:
         self.path = path
         self.threads = threads
         self.missing = 0  # sampled frames the decoder could not produce (corrupt data)
+        self.packets_fed = 0  # packets given to the decoder: what seeking saves shows here
         try:
             with av.open(path, metadata_errors="ignore") as container:
                 if not container.streams.video:
@@ -186,6 +187,7 @@ class PyAVVideo:
                 jump = False
                 for packet in container.demux(stream):
                     ts = packet.pts if packet.pts is not None else packet.dts
+                    self.packets_fed += 1
                     if ts is not None and packet.size:
                         pos = dec_index.get(int(ts), pos)
                         ctx.skip_frame = "DEFAULT" if int(ts) in target_set else "NONREF"

@@ -18,9 +18,8 @@ MAX_INDEX = _LEVELS**3 - 1
 
 
 def frame_image(index: int, width: int, height: int) -> np.ndarray:
-    """The RGB picture of frame ``index``."""
-    if not 0 <= index <= MAX_INDEX:
-        raise ValueError(f"frame index must be in 0..{MAX_INDEX}")
+    """The RGB picture of frame ``index``; indices wrap after :data:`MAX_INDEX`."""
+    index %= MAX_INDEX + 1
     img = np.empty((height, width, 3), dtype=np.uint8)
     digits = [(index // _LEVELS**2) % _LEVELS, (index // _LEVELS) % _LEVELS, index % _LEVELS]
     for band, digit in enumerate(digits):
@@ -61,12 +60,15 @@ def write_video(
     gop: int = 30,
     bframes: bool = True,
     audio: bool = False,
+    texture: bool = False,
 ) -> None:
     """Write a video of ``n_frames`` index-coded frames.
 
     ``frame_times`` (seconds, increasing) makes a variable-frame-rate video; otherwise frames
     are ``1 / fps`` apart. ``fps`` may be fractional (``30000 / 1001``). H.264 gets B-frames by
-    default, as real footage does, so decoders must reorder and skip correctly.
+    default, as real footage does, so decoders must reorder and skip correctly. ``texture``
+    fills the picture with a moving, camera-like texture (only the top-left corner keeps the
+    index bands), so that benchmarks decode realistic bitstreams rather than flat colours.
     """
     import av
 
@@ -84,8 +86,14 @@ def write_video(
         time_base = Fraction(1, 1000) if frame_times is not None else 1 / rate
         stream.codec_context.time_base = time_base
         astream = container.add_stream("aac", rate=16000, layout="mono") if audio else None
+        scene = _texture(width, height) if texture else None
         for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
+            picture = frame_image(i, width, height)
+            if scene is not None:
+                corner = picture[: height // 4, : width // 8].copy()
+                picture = np.roll(scene, (i * 3, i * 5), axis=(0, 1))[:height, :width]
+                picture[: height // 4, : width // 8] = corner
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
             seconds = frame_times[i] if frame_times is not None else i / rate
             frame.pts = int(round(Fraction(seconds) / time_base))
             frame.time_base = time_base
@@ -95,6 +103,15 @@ def write_video(
             container.mux(packet)
         if astream is not None:
             _write_silence(container, astream, n_frames / float(rate))
+
+
+def _texture(width: int, height: int) -> np.ndarray:
+    """Smooth random colour field with fine grain, larger than the frame so it can scroll."""
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (height // 16 + 2, width // 16 + 2, 3)).astype(np.float32)
+    field = np.repeat(np.repeat(coarse, 16, axis=0), 16, axis=1)[: height + 32, : width + 32]
+    grain = rng.normal(0, 12, field.shape)
+    return np.clip(field + grain, 0, 255).astype(np.uint8)
 
 
 def write_audio_only(path: str, seconds: float = 1.0) -> None:

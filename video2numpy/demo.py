@@ -1,0 +1,64 @@
+"""The demo: generate sample videos, sample their frames with video2numpy, show the result.
+
+    python -m video2numpy.demo [--out demo]
+
+Nothing is downloaded: the videos are generated here (frame i's pixels encode i), so the
+output can be checked by eye and by :func:`video2numpy.synth.frame_index`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+
+import numpy as np
+
+from .cli import main as video2numpy_main
+from .synth import frame_index, write_video
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="demo", help="folder for the videos and the output")
+    args = parser.parse_args()
+    videos = os.path.join(args.out, "videos")
+    os.makedirs(videos, exist_ok=True)
+    specs = {
+        "ntsc_720p.mp4": dict(n_frames=600, fps=30000 / 1001, width=1280, height=720),
+        "portrait.mp4": dict(n_frames=300, fps=30, width=360, height=640),
+        "vp9.webm": dict(n_frames=240, fps=24, width=426, height=240, codec="libvpx-vp9"),
+        "vfr.mp4": dict(
+            n_frames=200, frame_times=list(np.cumsum([0] + [0.02, 0.05] * 99 + [0.02]))
+        ),
+    }
+    for name, spec in specs.items():
+        path = os.path.join(videos, name)
+        if not os.path.exists(path):
+            write_video(path, **spec)
+    table = os.path.join(args.out, "videos.csv")
+    with open(table, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["location", "id", "start", "end"])
+        for name in specs:
+            writer.writerow([os.path.join(videos, name), name.split(".")[0], "", ""])
+        writer.writerow([os.path.join(videos, "ntsc_720p.mp4"), "ntsc_window", 5, 10])
+        writer.writerow([os.path.join(videos, "not_there.mp4"), "missing", "", ""])
+    dest = os.path.join(args.out, "frames")
+    print(f"video2numpy {table} --dest {dest} --fps 1 --overwrite")
+    code = video2numpy_main([table, "--dest", dest, "--fps", "1", "--overwrite"])
+    for name in ("ntsc_720p", "ntsc_window", "missing"):
+        record = json.load(open(os.path.join(dest, name + ".json")))
+        if record["status"] == "success":
+            frames = np.load(os.path.join(dest, name + ".npy"))
+            index = [frame_index(f) for f in frames]
+            print(f"  {name}: {frames.shape} frames {index} at {record['timestamps']} s")
+        else:
+            print(f"  {name}: {record['status']}: {record['error_message']}")
+    print("(the missing video is there on purpose: it is recorded, and the exit code is 1)")
+    return 0 if code == 1 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
