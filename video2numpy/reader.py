@@ -46,6 +46,8 @@ def stream_videos(
     options = options or FrameOptions()
     tasks = (Task.from_source(i, s) for i, s in enumerate(sources))
     workers = default_workers() if workers is None else workers
+    if hasattr(sources, "__len__"):  # no more processes than videos
+        workers = min(workers, max(1, len(sources)))
     if workers == 0:
         with tempfile.TemporaryDirectory(prefix="video2numpy-") as workdir:
             for task in tasks:
