@@ -1,0 +1,120 @@
+"""``clip-video-encode SRC --dest DIR``: a sharded webdataset of CLIP frame embeddings.
+
+Exit code 0 if every row succeeded (or ``--allow-failures``), 1 otherwise, 2 for a usage or
+settings error. A rerun of the same command resumes: finished shards are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from video2numpy.cli import add_frame_arguments, frame_options
+
+from .dataset import EncodeJob, RunMismatch
+from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
+from .shards import Columns
+
+
+def _optional(name: str | None) -> str | None:
+    return None if name in (None, "", "none") else name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="clip-video-encode",
+        description="Encode videos into a webdataset of CLIP frame embeddings.",
+    )
+    parser.add_argument("src", help="a table of videos (csv/tsv/parquet/jsonl/txt) or one video")
+    parser.add_argument("--dest", required=True, help="output folder or fsspec URL")
+    group = parser.add_argument_group("encoder")
+    group.add_argument("--model", default="ViT-B-32", help="open_clip model name (ViT-B-32)")
+    group.add_argument(
+        "--pretrained",
+        default=None,
+        help="open_clip tag (default: the model's best-known), a local checkpoint path, or"
+        " 'none' for random weights",
+    )
+    group.add_argument("--precision", choices=PRECISIONS, default="auto")
+    group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto)")
+    group.add_argument("--batch-size", type=int, default=128, help="frames per batch (128)")
+    group.add_argument("--cache-dir", help="where open_clip keeps downloaded weights")
+    group.add_argument(
+        "--caption-similarity",
+        action="store_true",
+        help="store each frame's cosine similarity to the caption in KEY.json",
+    )
+    group = parser.add_argument_group("input columns")
+    group.add_argument("--location-col", default="location")
+    group.add_argument("--caption-col", default="caption")
+    group.add_argument("--id-col", default="id")
+    group.add_argument("--start-col", default="start")
+    group.add_argument("--end-col", default="end")
+    group.add_argument("--split-col", default="split")
+    group.add_argument("--save-columns", default="", help="comma-separated columns for KEY.json")
+    group = parser.add_argument_group("run")
+    group.add_argument("--samples-per-shard", type=int, default=1000)
+    group.add_argument("--distributor", choices=["local"], default="local")
+    group.add_argument("--allow-failures", action="store_true", help="exit 0 despite failed rows")
+    group.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_frame_arguments(parser)
+    args = parser.parse_args(argv)
+
+    size_given = any(a == "--size" or a.startswith("--size=") for a in (argv or sys.argv[1:]))
+    try:
+        job = EncodeJob(
+            src=args.src,
+            dest=args.dest,
+            frames=frame_options(args),
+            encoder=EncoderOptions(
+                model=args.model,
+                pretrained=args.pretrained,
+                precision=args.precision,
+                device=args.device,
+                batch_size=args.batch_size,
+                cache_dir=args.cache_dir,
+            ),
+            columns=Columns(
+                location=args.location_col,
+                caption=_optional(args.caption_col),
+                id=_optional(args.id_col),
+                start=_optional(args.start_col),
+                end=_optional(args.end_col),
+                split=_optional(args.split_col),
+                save=tuple(c for c in args.save_columns.split(",") if c),
+            ),
+            samples_per_shard=args.samples_per_shard,
+            workers=args.workers,
+            timeout=args.timeout,
+            caption_similarity=args.caption_similarity,
+            size_from_model=not size_given,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    from .local import encode_dataset
+
+    try:
+        summary = encode_dataset(job, progress=False if args.quiet else None)
+    except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
+        print(f"clip-video-encode: {exc}", file=sys.stderr)
+        return 2
+    skipped = summary["shards_skipped"]
+    detail = ", ".join(
+        f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"
+    )
+    print(
+        f"clip-video-encode: {summary['videos']} videos in {summary['seconds']:.1f} s,"
+        f" {summary['successes']} succeeded, {summary['failed']} failed"
+        f"{f' ({detail})' if detail else ''}, {summary['frames']} frames;"
+        f" {summary['shards_written']} shards written"
+        f"{f', {skipped} already done' if skipped else ''}"
+        f" -> {summary['dest']}",
+        file=sys.stderr,
+    )
+    return 1 if summary["failed"] and not args.allow_failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

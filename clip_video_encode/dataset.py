@@ -1,0 +1,222 @@
+"""What an embedding-dataset run is: its settings, its ``run.json``, its samples and summary.
+
+Executors (local, Ray) share all of this, so they write the same shards for the same input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+
+from video2numpy.status import SUCCESS
+from video2numpy.table import is_table, read_table
+from video2numpy.video import FrameOptions
+
+from .encoder import EncoderOptions
+from .shards import Columns, Shard, plan_shards
+from .writer import Sample, stats_path
+
+# Settings that change what is written: a rerun into the same destination must match them.
+_BINDING = ("input", "model", "pretrained", "embed_dim", "sampling", "resize", "samples_per_shard",
+            "columns", "caption_similarity")  # fmt: skip
+
+
+class RunMismatch(Exception):
+    """The destination holds a run with other settings."""
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    src: str
+    dest: str
+    frames: FrameOptions = field(default_factory=FrameOptions)
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    columns: Columns = field(default_factory=Columns)
+    samples_per_shard: int = 1000
+    workers: int | None = None
+    timeout: float = 300.0
+    caption_similarity: bool = False
+    size_from_model: bool = True  # frames at the model's own input size unless set
+
+
+def open_destination(dest: str):
+    fs, path = fsspec.core.url_to_fs(dest)
+    fs.makedirs(path, exist_ok=True)
+    return fs, path.rstrip("/")
+
+
+def load_input(src: str) -> pa.Table:
+    """A table of videos, or a one-row table for a single video path or URL."""
+    if is_table(src):
+        return read_table(src)
+    return pa.table({"location": [src]})
+
+
+def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
+    """Plan the shards, write or check ``run.json``, and list the shards left to do."""
+    frames = job.frames
+    if job.size_from_model and frames.resize.mode != "native":
+        frames = dataclasses.replace(
+            frames, resize=dataclasses.replace(frames.resize, size=encoder.image_size)
+        )
+    table = load_input(job.src)
+    columns = job.columns
+    if columns.caption is None and job.caption_similarity:
+        raise ValueError("--caption-similarity needs a caption column")
+    shards = plan_shards(table, columns, job.samples_per_shard)
+    settings = {
+        "input": job.src,
+        **encoder.describe(),
+        "sampling": dataclasses.asdict(frames.sampling),
+        "resize": dataclasses.asdict(frames.resize),
+        "backend": frames.backend,
+        "samples_per_shard": job.samples_per_shard,
+        "columns": dataclasses.asdict(columns),
+        "caption_similarity": job.caption_similarity,
+        "rows": table.num_rows,
+        "shards": len(shards),
+        "embedding_dtype": "float16",
+        "versions": _versions(),
+    }
+    run_path = f"{dest}/run.json"
+    if fs.exists(run_path):
+        with fs.open(run_path) as f:
+            previous = json.load(f)
+        diff = [k for k in _BINDING if _jsonable(previous.get(k)) != _jsonable(settings.get(k))]
+        if diff:
+            lines = "; ".join(
+                f"{k}: {previous.get(k)!r} there, {settings.get(k)!r} now" for k in diff
+            )
+            raise RunMismatch(
+                f"{dest} holds a run with other settings ({lines}). Use another --dest, or"
+                " rerun with the same settings to resume."
+            )
+    else:
+        with fs.open(run_path, "w") as f:
+            json.dump(settings, f, indent=1)
+    if table.num_rows and columns.split in table.column_names:
+        _write_splits(fs, dest, shards)
+    todo = [s for s in shards if not fs.exists(stats_path(dest, s.name))]
+    return {"frames": frames, "todo": todo, "summary": Summary(len(shards), len(todo), dest)}
+
+
+def finish_sample(
+    row: dict, index: int, record: dict, embeddings, encoder, job: EncodeJob
+) -> Sample:
+    """The ``KEY.json`` metadata and ``Sample`` of one row, from its decode record."""
+    caption = _text(row.get("caption"))
+    meta = {
+        "key": row["key"],
+        "id": _plain(row.get("id")),
+        "location": row["location"],
+        "caption": caption,
+        "status": record["status"],
+        "error_message": record.get("error_message"),
+        "n_frames": int(len(embeddings)) if embeddings is not None else 0,
+        "timestamps": record.get("timestamps", []) if embeddings is not None else [],
+        "duration": record.get("duration"),
+        "source_fps": record.get("source_fps"),
+        "width": record.get("width"),
+        "height": record.get("height"),
+        "start": row.get("start"),
+        "end": row.get("end"),
+        "split": _plain(row.get("split")),
+    }
+    if record.get("warning"):
+        meta["warning"] = record["warning"]
+    extra = {k: _plain(v) for k, v in row.get("extra", {}).items()}
+    meta.update({k: v for k, v in extra.items() if k not in meta})
+    if job.caption_similarity and embeddings is not None and caption:
+        meta["caption_similarity"] = [round(float(s), 5) for s in encoder.similarity(
+            embeddings, caption)]  # fmt: skip
+    return Sample(index, row["key"], meta, embeddings, caption, extra)
+
+
+class Summary:
+    """Counts for the summary line and the exit code."""
+
+    def __init__(self, shards: int, todo: int, dest: str) -> None:
+        self.shards, self.todo, self.dest = shards, todo, dest
+        self.began = time.perf_counter()
+        self.statuses: Counter[str] = Counter()
+        self.frames = 0
+        self.done_shards = 0
+
+    def count(self, meta: dict) -> None:
+        self.statuses[meta["status"]] += 1
+        self.frames += meta["n_frames"]
+
+    def shard_done(self, stats: dict) -> None:
+        self.done_shards += 1
+
+    def finish(self) -> dict:
+        seconds = time.perf_counter() - self.began
+        videos = sum(self.statuses.values())
+        return {
+            "dest": self.dest,
+            "shards": self.shards,
+            "shards_written": self.done_shards,
+            "shards_skipped": self.shards - self.todo,
+            "videos": videos,
+            "successes": self.statuses.get(SUCCESS, 0),
+            "failed": videos - self.statuses.get(SUCCESS, 0),
+            "status_dict": dict(self.statuses),
+            "frames": self.frames,
+            "seconds": round(seconds, 3),
+        }
+
+
+def _write_splits(fs, dest: str, shards: list[Shard]) -> None:
+    """``splits.csv`` (header ``tar_file,split``), the LAION video-clip layout."""
+    lines = ["tar_file,split"]
+    for shard in shards:
+        splits = sorted({str(r["split"]) for r in shard.rows if r.get("split") is not None})
+        lines.append(f"{shard.name}.tar,{splits[0] if len(splits) == 1 else '|'.join(splits)}")
+    with fs.open(f"{dest}/splits.csv", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list):  # several captions: the first is KEY.txt
+        return _text(value[0]) if value else None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _plain(value):
+    """A value that json can write (NaN, bytes and numpy scalars made plain)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _versions() -> dict:
+    out = {}
+    for name in ("clip-video-datasets", "open_clip_torch", "torch", "av", "decord", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,123 @@
+"""Writing one output shard: ``NAME.tar``, ``NAME.parquet``, then ``NAME_stats.json``.
+
+Samples may finish in any order; they are written into the tar in input order as soon as
+they are contiguous, so a shard of long videos is never held whole. The tar and parquet are
+written under temporary names and renamed; ``NAME_stats.json`` comes last and is the commit
+marker: a shard without it is redone from scratch. Tar members carry fixed metadata
+(mtime 0), so the same input gives the same bytes from every executor.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from video2numpy.status import SUCCESS
+
+PARQUET_COLUMNS = [
+    "key", "id", "location", "caption", "status", "error_message", "n_frames", "duration",
+    "source_fps", "width", "height", "start", "end", "split",
+]  # fmt: skip
+
+
+@dataclass
+class Sample:
+    """One input row's result. ``embeddings`` is None for a failed row."""
+
+    index: int  # position in the shard
+    key: str
+    meta: dict  # becomes KEY.json
+    embeddings: np.ndarray | None = None
+    caption: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def stats_path(dest: str, name: str) -> str:
+    return f"{dest}/{name}_stats.json"
+
+
+class ShardWriter:
+    def __init__(self, fs, dest: str, name: str, n_rows: int) -> None:
+        import webdataset as wds
+
+        self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
+        self.began = time.time()
+        self._tar_tmp = f"{dest}/{name}.tar.partial"
+        self._file = fs.open(self._tar_tmp, "wb")
+        self._tar = wds.TarWriter(self._file, mtime=0, user="", group="", encoder=False)
+        self._pending: dict[int, Sample] = {}
+        self._next = 0
+        self._rows: list[dict] = []
+        self._statuses: Counter[str] = Counter()
+        self._frames = 0
+
+    def add(self, sample: Sample) -> None:
+        """Accept a finished sample; writes it and any that now follow it in order."""
+        self._pending[sample.index] = sample
+        while self._next in self._pending:
+            self._write(self._pending.pop(self._next))
+            self._next += 1
+
+    @property
+    def complete(self) -> bool:
+        return self._next == self.n_rows
+
+    def _write(self, sample: Sample) -> None:
+        entry: dict = {"__key__": sample.key}
+        if sample.embeddings is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.ascontiguousarray(sample.embeddings, dtype=np.float16))
+            entry["npy"] = buf.getvalue()
+        if sample.caption is not None:
+            entry["txt"] = sample.caption.encode("utf-8")
+        entry["json"] = json.dumps(sample.meta, ensure_ascii=False).encode("utf-8")
+        self._tar.write(entry)
+        status = sample.meta.get("status")
+        self._statuses[status] += 1
+        self._frames += int(sample.meta.get("n_frames") or 0)
+        row = {c: sample.meta.get(c) for c in PARQUET_COLUMNS}
+        row["caption"] = sample.caption
+        row.update({k: v for k, v in sample.extra.items() if k not in row})
+        self._rows.append(row)
+
+    def close(self) -> dict:
+        """Finish the shard: tar, parquet, and last the stats (the commit marker)."""
+        if not self.complete:
+            raise RuntimeError(f"shard {self.name}: {self._next} of {self.n_rows} rows written")
+        self._tar.close()
+        self._file.close()
+        self.fs.mv(self._tar_tmp, f"{self.dest}/{self.name}.tar")
+        table = pa.Table.from_pylist(self._rows) if self._rows else pa.table({"key": []})
+        parquet_tmp = f"{self.dest}/{self.name}.parquet.partial"
+        with self.fs.open(parquet_tmp, "wb") as f:
+            pq.write_table(table, f)
+        self.fs.mv(parquet_tmp, f"{self.dest}/{self.name}.parquet")
+        successes = self._statuses.get(SUCCESS, 0)
+        stats = {
+            "shard": self.name,
+            "count": self.n_rows,
+            "successes": successes,
+            "failed": self.n_rows - successes,
+            "status_dict": dict(sorted(self._statuses.items())),
+            "frames": self._frames,
+            "start_time": self.began,
+            "end_time": time.time(),
+        }
+        with self.fs.open(stats_path(self.dest, self.name), "w") as f:
+            json.dump(stats, f, indent=1)
+        return stats
+
+    def abort(self) -> None:
+        try:
+            self._tar.close()
+            self._file.close()
+            self.fs.rm(self._tar_tmp)
+        except Exception:
+            pass
