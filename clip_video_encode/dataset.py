@@ -106,7 +106,12 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
     if table.num_rows and columns.split in table.column_names:
         _write_splits(fs, dest, shards)
     todo = [s for s in shards if not fs.exists(stats_path(dest, s.name))]
-    return {"frames": frames, "todo": todo, "summary": Summary(len(shards), len(todo), dest)}
+    return {
+        "frames": frames,
+        "todo": todo,
+        "captions": columns.caption in table.column_names,
+        "summary": Summary(len(shards), len(todo), dest),
+    }
 
 
 def finish_sample(

@@ -58,7 +58,9 @@ def encode_dataset(
         video = videos[i]
         shard = shards[video.shard]
         if video.shard not in writers:
-            writers[video.shard] = ShardWriter(fs, dest, shard.name, len(shard.rows))
+            writers[video.shard] = ShardWriter(
+                fs, dest, shard.name, len(shard.rows), encoder.embed_dim, run["captions"]
+            )
         record = dict(video.record)
         embeddings = None
         if video.error is not None:

@@ -5,6 +5,10 @@ they are contiguous, so a shard of long videos is never held whole. The tar and 
 written under temporary names and renamed; ``NAME_stats.json`` comes last and is the commit
 marker: a shard without it is redone from scratch. Tar members carry fixed metadata
 (mtime 0), so the same input gives the same bytes from every executor.
+
+Every sample has the same members, as webdataset pipelines and Hugging Face ``datasets``
+require: a failed row's ``KEY.npy`` holds zero frames, and when the input has captions every
+row has a ``KEY.txt`` (empty when its caption is missing).
 """
 
 from __future__ import annotations
@@ -44,10 +48,13 @@ def stats_path(dest: str, name: str) -> str:
 
 
 class ShardWriter:
-    def __init__(self, fs, dest: str, name: str, n_rows: int) -> None:
+    def __init__(
+        self, fs, dest: str, name: str, n_rows: int, embed_dim: int, captions: bool
+    ) -> None:
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
+        self.embed_dim, self.captions = embed_dim, captions
         self.began = time.time()
         self._tar_tmp = f"{dest}/{name}.tar.partial"
         self._file = fs.open(self._tar_tmp, "wb")
@@ -71,12 +78,14 @@ class ShardWriter:
 
     def _write(self, sample: Sample) -> None:
         entry: dict = {"__key__": sample.key}
-        if sample.embeddings is not None:
-            buf = io.BytesIO()
-            np.save(buf, np.ascontiguousarray(sample.embeddings, dtype=np.float16))
-            entry["npy"] = buf.getvalue()
-        if sample.caption is not None:
-            entry["txt"] = sample.caption.encode("utf-8")
+        embeddings = sample.embeddings
+        if embeddings is None:
+            embeddings = np.zeros((0, self.embed_dim), dtype=np.float16)
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(embeddings, dtype=np.float16))
+        entry["npy"] = buf.getvalue()
+        if self.captions:
+            entry["txt"] = (sample.caption or "").encode("utf-8")
         entry["json"] = json.dumps(sample.meta, ensure_ascii=False).encode("utf-8")
         self._tar.write(entry)
         status = sample.meta.get("status")

@@ -10,6 +10,9 @@ import time
 import numpy as np
 import pytest
 
+# Tests never reach for a model hub; set before huggingface_hub reads its settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 from video2numpy.synth import write_audio_only, write_video
 
 NTSC = 30000 / 1001

@@ -1,0 +1,110 @@
+"""Reading an embedding dataset back: plain iteration, and a torch-ready fixed-length loader.
+
+Only committed shards (those with ``NAME_stats.json``) are read, so a dataset that is still
+being written, or was interrupted, reads consistently. The shards are ordinary webdataset
+tars: ``webdataset.WebDataset`` and Hugging Face ``datasets`` read them too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+
+import fsspec
+import numpy as np
+import torch.utils.data
+
+
+def shard_urls(dataset: str) -> list[str]:
+    """The committed shards' tar URLs of a dataset folder (local or fsspec), in order."""
+    fs, path = fsspec.core.url_to_fs(dataset)
+    path = path.rstrip("/")
+    stats = sorted(p for p in fs.ls(path, detail=False) if p.endswith("_stats.json"))
+    tars = [p[: -len("_stats.json")] + ".tar" for p in stats]
+    return [fs.unstrip_protocol(t) if "://" in dataset else t for t in tars]
+
+
+def iter_samples(
+    dataset: str, include_failed: bool = False
+) -> Iterator[tuple[str, np.ndarray | None, dict]]:
+    """Yield ``(key, embeddings, metadata)`` for every row, in shard and key order.
+
+    ``embeddings`` is float16 ``(n_frames, dim)``; failed rows are skipped unless
+    ``include_failed``, in which case their embeddings are ``None``.
+    """
+    for url in shard_urls(dataset):
+        yield from _iter_tar(url, include_failed)
+
+
+def _sample(key: str, parts: dict, include_failed: bool):
+    meta = json.loads(parts["json"])
+    if meta.get("status") == "success":
+        yield key, np.load(io.BytesIO(parts["npy"])), meta
+    elif include_failed:
+        yield key, None, meta
+
+
+def pad_or_truncate(embeddings: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``(length, dim)`` array and a boolean mask of the real frames.
+
+    Longer sequences are thinned evenly, so the kept frames still span the whole video.
+    """
+    n, dim = embeddings.shape
+    if n > length:
+        embeddings = embeddings[np.linspace(0, n, length, endpoint=False).astype(np.int64)]
+        n = length
+    out = np.zeros((length, dim), dtype=embeddings.dtype)
+    out[:n] = embeddings
+    mask = np.zeros(length, dtype=bool)
+    mask[:n] = True
+    return out, mask
+
+
+class EmbeddingDataset(torch.utils.data.IterableDataset):
+    """A torch ``IterableDataset`` yielding fixed-length tensors.
+
+    Each item is a dict that torch's default collate batches: ``embeddings`` (length, dim)
+    float32, ``mask`` (length,) bool, ``timestamps`` (length,) float32 seconds, ``key`` and
+    ``caption``. Failed rows are skipped; :func:`iter_samples` gives the full metadata.
+    With several DataLoader workers, shards are divided between them.
+    """
+
+    def __init__(self, dataset: str, length: int = 32) -> None:
+        super().__init__()
+        self.dataset, self.length = dataset, length
+
+    def __iter__(self):
+        urls = shard_urls(self.dataset)
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            urls = urls[info.id :: info.num_workers]
+        for url in urls:
+            for key, embeddings, meta in _iter_tar(url, include_failed=False):
+                stamps = np.asarray(meta["timestamps"], dtype=np.float32)[:, None]
+                padded, mask = pad_or_truncate(embeddings, self.length)
+                times, _ = pad_or_truncate(stamps, self.length)
+                yield {
+                    "key": key,
+                    "embeddings": torch.from_numpy(padded.astype(np.float32)),
+                    "mask": torch.from_numpy(mask),
+                    "timestamps": torch.from_numpy(times[:, 0]),
+                    "caption": meta.get("caption") or "",
+                }
+
+
+def _iter_tar(url: str, include_failed: bool):
+    with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        key, parts = None, {}
+        for member in tar:
+            if not member.isfile():
+                continue
+            name, _, ext = member.name.partition(".")
+            if key is not None and name != key:
+                yield from _sample(key, parts, include_failed)
+                parts = {}
+            key = name
+            parts[ext] = tar.extractfile(member).read()
+        if key is not None:
+            yield from _sample(key, parts, include_failed)

@@ -1,0 +1,312 @@
+"""clip-video-encode: the encoder, the shards, resume, readers and S3, with real components."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+torch = pytest.importorskip("torch")
+open_clip = pytest.importorskip("open_clip")
+
+from clip_video_encode.cli import main  # noqa: E402
+from clip_video_encode.encoder import Encoder, EncoderLoadError, EncoderOptions  # noqa: E402
+from clip_video_encode.read import EmbeddingDataset, iter_samples, shard_urls  # noqa: E402
+from video2numpy import FrameOptions, Resize, Sampling, read_videos  # noqa: E402
+from video2numpy.synth import write_video  # noqa: E402
+
+MODEL = "ViT-S-32"  # a small open_clip config; random weights saved once to a file
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = open_clip.create_model(MODEL, pretrained=None)
+    path = tmp_path_factory.mktemp("weights") / "vit-s-32-random.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def encoder(checkpoint):
+    return Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=16))
+
+
+@pytest.fixture(scope="session")
+def textured(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("tex") / "textured.mp4")
+    write_video(path, n_frames=60, fps=30, width=320, height=240, texture=True)
+    return path
+
+
+def cosine(a, b):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+
+
+def frames_of(path, resize):
+    options = FrameOptions(Sampling(num_frames=6), resize)
+    return next(read_videos([path], options, workers=0))[0]
+
+
+def test_matches_open_clip_preprocess_and_encode_image(encoder, textured):
+    from PIL import Image
+
+    _, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)
+    for resize in (Resize(224), Resize(0, "native")):  # ready-cropped, and 320x240 frames
+        frames = frames_of(textured, resize)
+        reference_input = torch.stack([preprocess(Image.fromarray(f)) for f in frames])
+        with torch.inference_mode():
+            reference = encoder.model.encode_image(reference_input).numpy()
+        ours = encoder.encode(frames)
+        assert ours.dtype == np.float16 and ours.shape == (6, encoder.embed_dim)
+        assert cosine(ours, reference).min() >= 0.99
+
+
+def test_low_precision_agrees_with_fp32(encoder, checkpoint, textured):
+    frames = frames_of(textured, Resize(224))
+    reference = encoder.encode(frames)
+    bf16 = Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="bf16"))
+    assert bf16.precision == "bf16"
+    assert cosine(bf16.encode(frames), reference).min() >= 0.99
+
+
+def test_weights_rules(checkpoint):
+    with pytest.raises(EncoderLoadError, match="neither a file nor an open_clip tag"):
+        Encoder(EncoderOptions(MODEL, pretrained="no_such_tag"))
+    with pytest.raises(EncoderLoadError, match="unknown open_clip model"):
+        Encoder(EncoderOptions("ViT-Nope-99", pretrained="none"))
+    # A real tag that cannot be downloaded here: a clear error, never random weights.
+    with pytest.raises(EncoderLoadError, match="--pretrained none") as exc:
+        Encoder(EncoderOptions("ViT-B-32", pretrained="laion2b_s34b_b79k"))
+    assert "local checkpoint file" in str(exc.value)
+    assert EncoderOptions("ViT-B-32").resolved_pretrained() == "laion2b_s34b_b79k"
+    # The same checkpoint file gives the same embeddings.
+    a = Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32"))
+    b = Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32"))
+    x = np.random.default_rng(0).integers(0, 255, (2, 224, 224, 3), dtype=np.uint8)
+    assert np.array_equal(a.encode(x), b.encode(x))
+
+
+@pytest.fixture()
+def table(videos, tmp_path):
+    bad_caption = "caf\xe9 ol\xe9".encode("latin-1")  # not UTF-8
+    rows = {
+        "location": [
+            videos["cfr.mp4"],
+            videos["missing.mp4"],
+            videos["vp9.webm"],
+            videos["text.mp4"],
+            videos["ntsc.mp4"],
+            videos["vfr.mp4"],
+        ],
+        "caption": [b"a clip", b"", bad_caption, b"not a video", b"window", b"vfr"],
+        "id": ["a", "b", "../../escape", "a", "e", "f"],  # duplicate and hostile ids
+        "start": [None, None, None, None, 2.0, None],
+        "end": [None, None, None, None, 4.0, None],
+        "split": ["train", "train", "train", "val", "val", "val"],
+        "label": [1, 2, 3, 4, 5, 6],
+    }
+    path = tmp_path / "videos.parquet"
+    pq.write_table(pa.table(rows), path)
+    return str(path)
+
+
+def run_cli(table, dest, checkpoint, *extra):
+    return main(
+        [
+            table,
+            "--dest",
+            str(dest),
+            "--model",
+            MODEL,
+            "--pretrained",
+            checkpoint,
+            "--fps",
+            "2",
+            "--samples-per-shard",
+            "3",
+            "--batch-size",
+            "16",
+            "--workers",
+            "2",
+            "--quiet",
+            "--save-columns",
+            "label",
+            *extra,
+        ]
+    )
+
+
+def test_dataset_layout(table, tmp_path, checkpoint, encoder, videos, capsys):
+    dest = tmp_path / "out"
+    assert run_cli(table, dest, checkpoint, "--caption-similarity") == 1  # two bad rows
+    assert "6 videos" in capsys.readouterr().err
+    assert sorted(os.listdir(dest)) == [
+        "00000.parquet",
+        "00000.tar",
+        "00000_stats.json",
+        "00001.parquet",
+        "00001.tar",
+        "00001_stats.json",
+        "run.json",
+        "splits.csv",
+    ]
+    names = tarfile.open(dest / "00000.tar").getnames()
+    # Every row has the same members; the failed one's npy holds zero frames.
+    assert names == [f"00000{i}.{ext}" for i in range(3) for ext in ("json", "npy", "txt")]
+    failed = tarfile.open(dest / "00000.tar").extractfile("000001.npy").read()
+    assert np.load(io.BytesIO(failed)).shape == (0, 384)
+    stats = json.loads((dest / "00000_stats.json").read_text())
+    assert stats["count"] == 3 and stats["successes"] == 2
+    assert stats["status_dict"] == {"failed_to_fetch": 1, "success": 2}
+    assert (dest / "splits.csv").read_text() == "tar_file,split\n00000.tar,train\n00001.tar,val\n"
+    run = json.loads((dest / "run.json").read_text())
+    assert run["model"] == MODEL and run["embed_dim"] == 384 and run["normalized"] is False
+    assert run["sampling"]["fps"] == 2 and run["resize"]["size"] == 224
+
+    samples = {k: (e, m) for k, e, m in iter_samples(str(dest), include_failed=True)}
+    assert list(samples) == ["000000", "000001", "000002", "000010", "000011", "000012"]
+    emb, meta = samples["000000"]
+    assert emb.shape == (6, 384) and emb.dtype == np.float16
+    assert meta["timestamps"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5] and meta["caption"] == "a clip"
+    assert meta["label"] == 1 and meta["split"] == "train" and meta["id"] == "a"
+    assert len(meta["caption_similarity"]) == 6
+    # The stored embeddings are the encoder's for video2numpy's frames of that video.
+    frames = next(read_videos([videos["cfr.mp4"]], FrameOptions(Sampling(fps=2)), workers=0))[0]
+    assert cosine(emb, encoder.encode(frames)).min() > 0.999
+    assert samples["000001"][0] is None
+    assert samples["000001"][1]["status"] == "failed_to_fetch"
+    assert samples["000002"][1]["id"] == "../../escape"  # kept as data, never as a path
+    assert samples["000002"][1]["caption"] == "caf\ufffd ol\ufffd"
+    assert samples["000010"][1]["status"] == "failed_to_decode"
+    window = samples["000011"][1]
+    assert window["start"] == 2.0 and window["timestamps"] == pytest.approx(
+        [2.002, 2.502, 3.003, 3.504], abs=1e-3
+    )
+    parquet = pq.read_table(dest / "00001.parquet").to_pylist()
+    assert [r["status"] for r in parquet] == ["failed_to_decode", "success", "success"]
+    assert [r["label"] for r in parquet] == [4, 5, 6]
+    assert all(not p.startswith("..") for p in os.listdir(tmp_path))
+
+    # A rerun resumes (nothing to do); other settings are refused.
+    assert run_cli(table, dest, checkpoint, "--caption-similarity") == 0
+    assert "2 already done" in capsys.readouterr().err
+    assert run_cli(table, dest, checkpoint) == 2  # without --caption-similarity
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_readers(table, tmp_path, checkpoint, videos):
+    dest = tmp_path / "out"
+    run_cli(table, dest, checkpoint)
+    loader = torch.utils.data.DataLoader(EmbeddingDataset(str(dest), length=4), batch_size=4)
+    batch = next(iter(loader))
+    assert batch["embeddings"].shape == (4, 4, 384) and batch["mask"].shape == (4, 4)
+    assert batch["mask"].sum(1).tolist() == [4, 4, 4, 4]  # 6 frames thinned to 4
+    assert batch["key"] == ["000000", "000002", "000011", "000012"]
+    assert batch["timestamps"][0].tolist() == [0.0, 0.5, 1.5, 2.0]  # frames 0, 1, 3, 4 of 6
+
+    import webdataset as wds
+
+    keys = [s["__key__"] for s in wds.WebDataset(shard_urls(str(dest)), shardshuffle=False)]
+    assert keys == ["000000", "000001", "000002", "000010", "000011", "000012"]
+
+    import datasets
+
+    # HF infers the json schema from the first 5 samples, so rows must share field types:
+    # here every row succeeds and none has a window.
+    good = tmp_path / "good.txt"
+    good.write_text("\n".join([videos["cfr.mp4"], videos["vp9.webm"], videos["vfr.mp4"]]))
+    hf_dest = tmp_path / "hf"
+    assert (
+        main(
+            [
+                str(good),
+                "--dest",
+                str(hf_dest),
+                "--model",
+                MODEL,
+                "--pretrained",
+                checkpoint,
+                "--fps",
+                "2",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    hf = datasets.load_dataset(
+        "webdataset", data_files={"train": shard_urls(str(hf_dest))}, split="train"
+    )
+    assert len(hf) == 3 and hf[0]["__key__"] == "000000000"  # 1000 per shard: 5 + 4 digits
+    assert np.asarray(hf[0]["npy"]).shape == (6, 384)
+    assert hf[1]["json"]["timestamps"][:2] == [0.0, 0.5]
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(videos, tmp_path, checkpoint):
+    sources = [
+        videos[n]
+        for n in [
+            "cfr.mp4",
+            "vp9.webm",
+            "ntsc.mp4",
+            "long.mp4",
+            "vfr.mp4",
+            "portrait.mp4",
+            "missing.mp4",
+            "one_frame.mp4",
+        ]
+    ]
+    listing = tmp_path / "videos.txt"
+    listing.write_text("\n".join(sources))
+    args = [
+        "-m",
+        "clip_video_encode.cli",
+        str(listing),
+        "--model",
+        MODEL,
+        "--pretrained",
+        checkpoint,
+        "--fps",
+        "4",
+        "--samples-per-shard",
+        "2",
+        "--batch-size",
+        "8",
+        "--workers",
+        "1",
+        "--quiet",
+        "--precision",
+        "fp32",
+    ]
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, *args, "--dest", str(clean)], check=False, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *args, "--dest", str(killed)], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (killed / "00000_stats.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its decode workers, mid-run
+    proc.wait()
+    assert not (killed / "00003_stats.json").exists(), "the run finished before the kill"
+    subprocess.run([sys.executable, *args, "--dest", str(killed)], check=False, timeout=300)
+
+    a = list(iter_samples(str(clean), include_failed=True))
+    b = list(iter_samples(str(killed), include_failed=True))
+    assert [k for k, _, _ in a] == [k for k, _, _ in b] and len(a) == 8
+    for (_, ea, ma), (_, eb, mb) in zip(a, b, strict=True):
+        assert ma["status"] == mb["status"] and ma["timestamps"] == mb["timestamps"]
+        if ea is not None:
+            np.testing.assert_allclose(ea.astype(np.float32), eb.astype(np.float32), atol=2e-3)
+    assert sorted(os.listdir(clean)) == sorted(os.listdir(killed))  # no partial files left
