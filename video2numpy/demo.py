@@ -1,9 +1,10 @@
-"""The demo: generate sample videos, sample their frames with video2numpy, show the result.
+"""The demo: generate sample videos, sample them with video2numpy, encode with clip-video-encode.
 
-    python -m video2numpy.demo [--out demo]
+    python -m video2numpy.demo [--out demo] [--pretrained TAG_OR_PATH]
 
-Nothing is downloaded: the videos are generated here (frame i's pixels encode i), so the
-output can be checked by eye and by :func:`video2numpy.synth.frame_index`.
+Nothing is downloaded but the packages: the videos are generated here (frame i's pixels
+encode i, so the output can be checked), and the encoder uses random ViT-B-32 weights,
+asked for by name, unless ``--pretrained`` names real ones (a tag or a checkpoint file).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .synth import frame_index, write_video
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="folder for the videos and the output")
+    parser.add_argument("--pretrained", default="none", help="encoder weights (none: random)")
     args = parser.parse_args()
     videos = os.path.join(args.out, "videos")
     os.makedirs(videos, exist_ok=True)
@@ -56,8 +58,23 @@ def main() -> int:
             print(f"  {name}: {frames.shape} frames {index} at {record['timestamps']} s")
         else:
             print(f"  {name}: {record['status']}: {record['error_message']}")
-    print("(the missing video is there on purpose: it is recorded, and the exit code is 1)")
-    return 0 if code == 1 else 1
+    print("(the missing video is there on purpose: it is recorded, and the exit code is 1)\n")
+
+    from clip_video_encode.cli import main as encode_main
+    from clip_video_encode.read import iter_samples
+
+    embeddings = os.path.join(args.out, "embeddings")
+    argv = [table, "--dest", embeddings, "--fps", "1", "--model", "ViT-B-32",
+            "--pretrained", args.pretrained, "--allow-failures"]  # fmt: skip
+    print("clip-video-encode " + " ".join(argv))
+    if args.pretrained == "none":
+        print("(random weights, asked for by name: no weights can be downloaded here)")
+    encode_code = encode_main(argv)
+    for key, emb, meta in iter_samples(embeddings, include_failed=True):
+        shape = "no embeddings" if emb is None else f"embeddings {emb.shape} {emb.dtype}"
+        print(f"  {key} {meta['id']}: {meta['status']}, {shape}")
+    print(f"dataset: {embeddings}/ (00000.tar, 00000.parquet, 00000_stats.json, run.json)")
+    return 0 if code == 1 and encode_code == 0 else 1
 
 
 if __name__ == "__main__":
