@@ -109,18 +109,8 @@ class PyAVVideo:
             self._key[0] = True  # some streams flag no keyframe; decoding from 0 still works
         self.pts = np.unique(self._dec_pts)
         self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
-        fps = float(rate) if rate else 0.0
-        interval = float(np.median(np.diff(self.frame_times))) if len(self.pts) > 1 else 0.0
-        if not fps and interval:
-            fps = 1.0 / interval
-        self.end_time = float(self.frame_times[-1]) + (interval or (1.0 / fps if fps else 0.0))
+        fps, self.end_time = _rate_and_end(self.frame_times, float(rate) if rate else 0.0)
         self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec)
-
-    def __enter__(self) -> PyAVVideo:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -251,15 +241,8 @@ class DecordVideo:
         if n == 0:
             raise DecodeError("the video stream has no frames")
         self.frame_times = np.asarray(stamps[:, 0], dtype=np.float64)
-        interval = float(np.median(np.diff(self.frame_times))) if n > 1 else 0.0
-        self.end_time = float(self.frame_times[-1]) + (interval or (1.0 / fps if fps else 0.0))
+        fps, self.end_time = _rate_and_end(self.frame_times, fps)
         self.meta = VideoMeta(width, height, fps, self.end_time, n, codec)
-
-    def __enter__(self) -> DecordVideo:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -286,6 +269,14 @@ class DecordVideo:
                 raise DecodeError(f"decord failed to decode frames: {exc}") from exc
             frames = np.stack([resize.finish(f) for f in batch])
             yield frames, self.frame_times[part]
+
+
+def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
+    """The frame rate (the container's, else from the frame times) and the time the last frame
+    stops being shown (its time plus the typical frame interval)."""
+    interval = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    fps = rate or (1.0 / interval if interval else 0.0)
+    return fps, float(times[-1]) + (interval or (1.0 / fps if fps else 0.0))
 
 
 def _probe_size(path: str) -> tuple[int, int, str]:
