@@ -23,6 +23,7 @@ from video2numpy.video import FrameOptions
 
 from .encoder import EncoderOptions
 from .shards import Columns, Shard, plan_shards
+from .tars import expand_tars, is_tar_input, shard_name
 from .writer import Sample, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
@@ -68,11 +69,18 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
         frames = dataclasses.replace(
             frames, resize=dataclasses.replace(frames.resize, size=encoder.image_size)
         )
-    table = load_input(job.src)
     columns = job.columns
     if columns.caption is None and job.caption_similarity:
         raise ValueError("--caption-similarity needs a caption column")
-    shards = plan_shards(table, columns, job.samples_per_shard)
+    if is_tar_input(job.src):
+        urls = expand_tars(job.src)
+        shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
+        if len({s.name for s in shards}) != len(shards):
+            raise ValueError(f"{job.src}: two input tars have the same name")
+        table = pa.table({"location": urls})
+    else:
+        table = load_input(job.src)
+        shards = plan_shards(table, columns, job.samples_per_shard)
     settings = {
         "input": job.src,
         **encoder.describe(),
@@ -82,7 +90,7 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
         "samples_per_shard": job.samples_per_shard,
         "columns": dataclasses.asdict(columns),
         "caption_similarity": job.caption_similarity,
-        "rows": table.num_rows,
+        "rows": None if is_tar_input(job.src) else table.num_rows,
         "shards": len(shards),
         "embedding_dtype": "float16",
         "versions": _versions(),
@@ -103,13 +111,13 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
     else:
         with fs.open(run_path, "w") as f:
             json.dump(settings, f, indent=1)
-    if table.num_rows and columns.split in table.column_names:
+    if not is_tar_input(job.src) and columns.split in table.column_names:
         _write_splits(fs, dest, shards)
     todo = [s for s in shards if not fs.exists(stats_path(dest, s.name))]
     return {
         "frames": frames,
         "todo": todo,
-        "captions": columns.caption in table.column_names,
+        "captions": is_tar_input(job.src) or columns.caption in table.column_names,
         "summary": Summary(len(shards), len(todo), dest),
     }
 

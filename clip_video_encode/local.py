@@ -8,7 +8,11 @@ bounded queues: a slow encoder makes the decoders wait, never fills memory.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from video2numpy.reader import stream_videos
-from video2numpy.status import SUCCESS
+from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
 from .dataset import EncodeJob, finish_sample, open_destination, prepare_run
 from .encoder import Encoder
+from .tars import tar_rows
 from .writer import ShardWriter
 
 FAILED_TO_ENCODE = "failed_to_encode"
@@ -45,35 +50,49 @@ def encode_dataset(
     encoder = encoder or Encoder(job.encoder)
     run = prepare_run(job, encoder, fs, dest)
     shards = run["todo"]
-    sources, owners = [], []
-    for s, shard in enumerate(shards):
-        for r, row in enumerate(shard.rows):
-            sources.append({"location": row["location"], "start": row["start"], "end": row["end"]})
-            owners.append((s, r))
-    videos = [_Video(s, r) for s, r in owners]
+    videos: list[_Video] = []
     writers: dict[int, ShardWriter] = {}
     summary = run["summary"]
+    scratch = tempfile.mkdtemp(prefix="clip-video-encode-")
+
+    def sources():
+        """Input rows in shard order, as the decode pool asks for them."""
+        for s, shard in enumerate(shards):
+            known = shard.tar is None
+            writers[s] = ShardWriter(
+                fs, dest, shard.name, len(shard.rows) if known else None,
+                encoder.embed_dim, run["captions"],
+            )  # fmt: skip
+            rows = shard.rows if known else tar_rows(shard.tar, scratch)
+            for r, row in enumerate(rows):
+                if not known:
+                    shard.rows.append(row)
+                videos.append(_Video(s, r))
+                yield {"location": row.get("fetch", row["location"]),
+                       "start": row["start"], "end": row["end"]}  # fmt: skip
+            writers[s].n_rows = len(shard.rows)
+            close_complete()
+
+    def close_complete() -> None:
+        for s in [s for s, w in writers.items() if w.complete]:
+            summary.shard_done(writers.pop(s).close())
 
     def finish(i: int) -> None:
         video = videos[i]
-        shard = shards[video.shard]
-        if video.shard not in writers:
-            writers[video.shard] = ShardWriter(
-                fs, dest, shard.name, len(shard.rows), encoder.embed_dim, run["captions"]
-            )
+        row = shards[video.shard].rows[video.row]
         record = dict(video.record)
         embeddings = None
-        if video.error is not None:
+        if row.get("missing_member"):
+            record.update(status=FAILED_TO_FETCH, error_message=row["missing_member"])
+        elif video.error is not None:
             record.update(status=FAILED_TO_ENCODE, error_message=video.error)
         elif record["status"] == SUCCESS and video.parts:
             embeddings = np.concatenate(video.parts)
-        sample = finish_sample(shard.rows[video.row], video.row, record, embeddings, encoder, job)
-        writer = writers[video.shard]
-        writer.add(sample)
+        sample = finish_sample(row, video.row, record, embeddings, encoder, job)
+        writers[video.shard].add(sample)
         summary.count(sample.meta)
         video.parts = []
-        if writer.complete:
-            summary.shard_done(writers.pop(video.shard).close())
+        close_complete()
 
     pipeline = _EncodeThread(encoder.encode, job.encoder.batch_size)
     waiting: set[int] = set()  # decoded videos whose frames are still being encoded
@@ -90,9 +109,10 @@ def encode_dataset(
             waiting.discard(i)
             finish(i)
 
-    bar = tqdm(total=len(sources), unit="video", disable=_quiet(progress), desc="encode")
+    total = sum(len(s.rows) for s in shards) if all(s.tar is None for s in shards) else None
+    bar = tqdm(total=total, unit="video", disable=_quiet(progress), desc="encode")
     try:
-        stream = stream_videos(sources, run["frames"], job.workers, job.timeout)
+        stream = stream_videos(sources(), run["frames"], job.workers, job.timeout)
         for chunk in stream:
             video = videos[chunk.index]
             if len(chunk.frames):
@@ -101,6 +121,7 @@ def encode_dataset(
                 pipeline.put(chunk.index, len(video.parts) - 1, chunk.frames)
             if chunk.record is not None:
                 video.record = chunk.record
+                _remove_scratch(shards[video.shard].rows[video.row], scratch)
                 bar.update(1)
                 if chunk.record["status"] != SUCCESS:
                     pipeline.forget(chunk.index)
@@ -118,7 +139,15 @@ def encode_dataset(
     finally:
         pipeline.stop()
         bar.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return summary.finish()
+
+
+def _remove_scratch(row: dict, scratch: str) -> None:
+    path = row.get("fetch")
+    if path and path.startswith(scratch):
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def _quiet(progress: bool | None) -> bool | None:

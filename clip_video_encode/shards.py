@@ -30,6 +30,7 @@ class Shard:
     shard_id: int
     name: str  # "00001": the tar is 00001.tar
     rows: list[dict] = field(default_factory=list)  # each with "key", "location", ...
+    tar: str | None = None  # an input tar: its rows are known only while it is read
 
 
 def key_digits(samples_per_shard: int, shard_count: int) -> tuple[int, int]:

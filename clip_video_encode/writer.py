@@ -49,8 +49,9 @@ def stats_path(dest: str, name: str) -> str:
 
 class ShardWriter:
     def __init__(
-        self, fs, dest: str, name: str, n_rows: int, embed_dim: int, captions: bool
+        self, fs, dest: str, name: str, n_rows: int | None, embed_dim: int, captions: bool
     ) -> None:
+        """``n_rows`` may be None until known (an input tar still being read)."""
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows

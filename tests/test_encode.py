@@ -310,3 +310,66 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(videos, tmp_path, checkp
         if ea is not None:
             np.testing.assert_allclose(ea.astype(np.float32), eb.astype(np.float32), atol=2e-3)
     assert sorted(os.listdir(clean)) == sorted(os.listdir(killed))  # no partial files left
+
+
+def test_webdataset_tars_as_input(videos, tmp_path, checkpoint):
+    import webdataset as wds
+
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def video(name):
+        with open(videos[name], "rb") as f:
+            return f.read()
+
+    samples = {
+        "00003": [
+            {
+                "__key__": "000030000",
+                "mp4": video("cfr.mp4"),
+                "txt": "first",
+                "json": {"url": "https://example.com/a", "key": "000030000", "status": "success"},
+            },
+            {"__key__": "000030001", "json": {"url": "https://example.com/b"}},  # no video
+        ],
+        "00004": [
+            {"__key__": "000040000", "webm": video("vp9.webm"), "txt": "second"},
+            {"__key__": "../evil", "mp4": video("one_frame.mp4"), "txt": "hostile key"},
+        ],
+    }
+    for name, rows in samples.items():
+        with wds.TarWriter(str(src / f"{name}.tar")) as sink:
+            for row in rows:
+                sink.write(row)
+    dest = tmp_path / "out"
+    code = main(
+        [
+            str(src / "{00003..00004}.tar"),
+            "--dest",
+            str(dest),
+            "--model",
+            MODEL,
+            "--pretrained",
+            checkpoint,
+            "--fps",
+            "2",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
+    assert code == 1  # the sample without a video
+    assert sorted(p for p in os.listdir(dest) if p.endswith(".tar")) == ["00003.tar", "00004.tar"]
+    got = {k: (e, m) for k, e, m in iter_samples(str(dest), include_failed=True)}
+    assert list(got) == ["000030000", "000030001", "000040000", "___evil"]
+    emb, meta = got["000030000"]
+    assert emb.shape == (6, 384) and meta["caption"] == "first"
+    assert meta["url"] == "https://example.com/a" and meta["status"] == "success"
+    assert meta["location"].endswith("00003.tar#000030000.mp4")
+    failed = got["000030001"][1]
+    assert failed["status"] == "failed_to_fetch" and "no video member" in failed["error_message"]
+    assert got["000040000"][1]["caption"] == "second" and got["000040000"][0].shape == (4, 384)
+    assert got["___evil"][1]["source_key"] == "../evil"
+    stats = json.loads((dest / "00004_stats.json").read_text())
+    assert stats["count"] == 2 and stats["successes"] == 2
+    assert not (tmp_path / "evil.mp4").exists() and not (tmp_path / "evil").exists()

@@ -1,0 +1,103 @@
+"""Webdataset tars as input (e.g. video2dataset's output): one output shard per input tar.
+
+Tars are read as streams (local or fsspec URL, brace patterns like
+``data/{00000..00009}.tar``). Each sample's video member is copied to a scratch file whose
+name is ours, never a path taken from the tar; ``txt`` becomes the caption and ``json``
+fields are carried into ``KEY.json``. Input shard names and keys are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+
+import fsspec
+
+VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "m4v", "mpg", "mpeg", "ts", "flv", "3gp")
+_MEMBER = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")  # webdataset's key/extension split
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def is_tar_input(src: str) -> bool:
+    return bool(re.search(r"\.tar(\}|$)", src.split("?", 1)[0])) or ("{" in src and ".tar" in src)
+
+
+def expand_tars(src: str) -> list[str]:
+    """The input tar URLs of a path, URL or brace pattern, in order."""
+    from braceexpand import braceexpand
+
+    return [u for part in src.split("::") for u in braceexpand(part)]
+
+
+def shard_name(url: str) -> str:
+    name = os.path.basename(url.split("?", 1)[0])
+    return name[: -len(".tar")] if name.endswith(".tar") else name
+
+
+def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {extension: bytes})`` per sample, streaming, in tar order."""
+    with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+        key, parts = None, {}
+        for member in tar:
+            if not member.isfile():
+                continue
+            match = _MEMBER.match(member.name)
+            if not match:
+                continue
+            name, ext = match.groups()
+            if key is not None and name != key:
+                yield key, parts
+                parts = {}
+            key = name
+            parts[ext.lower()] = tar.extractfile(member).read()
+        if key is not None:
+            yield key, parts
+
+
+def tar_rows(url: str, scratch: str) -> Iterator[dict]:
+    """Input rows of one tar. Each video is written to ``scratch`` under a name of ours and
+    named in ``fetch``; the caller deletes it once decoded."""
+    for n, (key, parts) in enumerate(iter_tar_samples(url)):
+        video_ext = next((e for e in VIDEO_EXTENSIONS if e in parts), None)
+        meta = _json(parts.get("json"))
+        safe_key = key if _SAFE_KEY.match(key) else re.sub(r"[^A-Za-z0-9_-]", "_", key)
+        row = {
+            "key": safe_key,
+            "id": meta.get("key", key) if isinstance(meta.get("key"), str) else key,
+            "location": f"{url}#{key}.{video_ext or '?'}",
+            "caption": _text(parts.get("txt")),
+            "start": None,
+            "end": None,
+            "split": None,
+            "extra": {k: v for k, v in meta.items() if isinstance(k, str)},
+        }
+        if safe_key != key:
+            row["extra"]["source_key"] = key
+        if video_ext is None:
+            row["fetch"] = ""
+            row["missing_member"] = (
+                f"no video member in sample {key!r} of {url} (members: {', '.join(parts)})"
+            )
+        else:
+            path = os.path.join(scratch, f"{n}.{video_ext}")
+            with open(path, "wb") as out:
+                out.write(parts[video_ext])
+            row["fetch"] = path
+        yield row
+
+
+def _json(data: bytes | None) -> dict:
+    if not data:
+        return {}
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="replace").strip()
