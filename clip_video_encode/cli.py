@@ -56,6 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = parser.add_argument_group("run")
     group.add_argument("--samples-per-shard", type=int, default=1000)
     group.add_argument("--distributor", choices=["local"], default="local")
+    group.add_argument(
+        "--output-format",
+        choices=["webdataset", "files"],
+        default="webdataset",
+        help="webdataset: NAME.tar per shard; files: a folder NAME/ of files per shard",
+    )
     group.add_argument("--allow-failures", action="store_true", help="exit 0 despite failed rows")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     add_frame_arguments(parser)
@@ -88,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             timeout=args.timeout,
             caption_similarity=args.caption_similarity,
+            output_format=args.output_format,
             size_from_model=not size_given,
         )
     except ValueError as exc:

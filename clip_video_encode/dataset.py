@@ -28,7 +28,7 @@ from .writer import Sample, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
 _BINDING = ("input", "model", "pretrained", "embed_dim", "sampling", "resize", "samples_per_shard",
-            "columns", "caption_similarity")  # fmt: skip
+            "columns", "caption_similarity", "output_format")  # fmt: skip
 
 
 class RunMismatch(Exception):
@@ -46,6 +46,7 @@ class EncodeJob:
     workers: int | None = None
     timeout: float = 300.0
     caption_similarity: bool = False
+    output_format: str = "webdataset"  # or "files": a folder of files per shard
     size_from_model: bool = True  # frames at the model's own input size unless set
 
 
@@ -90,6 +91,7 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
         "samples_per_shard": job.samples_per_shard,
         "columns": dataclasses.asdict(columns),
         "caption_similarity": job.caption_similarity,
+        "output_format": job.output_format,
         "rows": None if is_tar_input(job.src) else table.num_rows,
         "shards": len(shards),
         "embedding_dtype": "float16",

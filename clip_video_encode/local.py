@@ -61,7 +61,7 @@ def encode_dataset(
             known = shard.tar is None
             writers[s] = ShardWriter(
                 fs, dest, shard.name, len(shard.rows) if known else None,
-                encoder.embed_dim, run["captions"],
+                encoder.embed_dim, run["captions"], job.output_format,
             )  # fmt: skip
             rows = shard.rows if known else tar_rows(shard.tar, scratch)
             for r, row in enumerate(rows):

@@ -18,12 +18,16 @@ import torch.utils.data
 
 
 def shard_urls(dataset: str) -> list[str]:
-    """The committed shards' tar URLs of a dataset folder (local or fsspec), in order."""
+    """The committed shards of a dataset folder (local or fsspec), in order: ``NAME.tar``,
+    or the folder ``NAME`` for ``--output-format files``."""
     fs, path = fsspec.core.url_to_fs(dataset)
     path = path.rstrip("/")
     stats = sorted(p for p in fs.ls(path, detail=False) if p.endswith("_stats.json"))
-    tars = [p[: -len("_stats.json")] + ".tar" for p in stats]
-    return [fs.unstrip_protocol(t) if "://" in dataset else t for t in tars]
+    shards = []
+    for p in stats:
+        base = p[: -len("_stats.json")]
+        shards.append(base + ".tar" if fs.exists(base + ".tar") else base)
+    return [fs.unstrip_protocol(t) if "://" in dataset else t for t in shards]
 
 
 def iter_samples(
@@ -95,6 +99,9 @@ class EmbeddingDataset(torch.utils.data.IterableDataset):
 
 
 def _iter_tar(url: str, include_failed: bool):
+    if not url.endswith(".tar"):  # --output-format files: a folder of KEY.ext files
+        yield from _iter_folder(url, include_failed)
+        return
     with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
         key, parts = None, {}
         for member in tar:
@@ -108,3 +115,14 @@ def _iter_tar(url: str, include_failed: bool):
             parts[ext] = tar.extractfile(member).read()
         if key is not None:
             yield from _sample(key, parts, include_failed)
+
+
+def _iter_folder(url: str, include_failed: bool):
+    fs, path = fsspec.core.url_to_fs(url)
+    groups: dict[str, dict] = {}
+    for name in sorted(fs.ls(path, detail=False)):
+        key, _, ext = name.rsplit("/", 1)[-1].partition(".")
+        groups.setdefault(key, {})[ext] = name
+    for key, files in groups.items():
+        parts = {ext: fs.cat_file(p) for ext, p in files.items()}
+        yield from _sample(key, parts, include_failed)

@@ -49,17 +49,32 @@ def stats_path(dest: str, name: str) -> str:
 
 class ShardWriter:
     def __init__(
-        self, fs, dest: str, name: str, n_rows: int | None, embed_dim: int, captions: bool
+        self,
+        fs,
+        dest: str,
+        name: str,
+        n_rows: int | None,
+        embed_dim: int,
+        captions: bool,
+        output_format: str = "webdataset",
     ) -> None:
-        """``n_rows`` may be None until known (an input tar still being read)."""
+        """``n_rows`` may be None until known (an input tar still being read).
+        ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``."""
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
         self.embed_dim, self.captions = embed_dim, captions
         self.began = time.time()
-        self._tar_tmp = f"{dest}/{name}.tar.partial"
-        self._file = fs.open(self._tar_tmp, "wb")
-        self._tar = wds.TarWriter(self._file, mtime=0, user="", group="", encoder=False)
+        self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
+        self._tmp = f"{self._final}.partial"
+        if output_format == "files":
+            if fs.exists(self._tmp):
+                fs.rm(self._tmp, recursive=True)
+            fs.makedirs(self._tmp, exist_ok=True)
+            self._file = self._tar = None
+        else:
+            self._file = fs.open(self._tmp, "wb")
+            self._tar = wds.TarWriter(self._file, mtime=0, user="", group="", encoder=False)
         self._pending: dict[int, Sample] = {}
         self._next = 0
         self._rows: list[dict] = []
@@ -88,7 +103,12 @@ class ShardWriter:
         if self.captions:
             entry["txt"] = (sample.caption or "").encode("utf-8")
         entry["json"] = json.dumps(sample.meta, ensure_ascii=False).encode("utf-8")
-        self._tar.write(entry)
+        if self._tar is not None:
+            self._tar.write(entry)
+        else:
+            for ext, data in entry.items():
+                if ext != "__key__":
+                    self.fs.pipe_file(f"{self._tmp}/{sample.key}.{ext}", data)
         status = sample.meta.get("status")
         self._statuses[status] += 1
         self._frames += int(sample.meta.get("n_frames") or 0)
@@ -101,9 +121,12 @@ class ShardWriter:
         """Finish the shard: tar, parquet, and last the stats (the commit marker)."""
         if not self.complete:
             raise RuntimeError(f"shard {self.name}: {self._next} of {self.n_rows} rows written")
-        self._tar.close()
-        self._file.close()
-        self.fs.mv(self._tar_tmp, f"{self.dest}/{self.name}.tar")
+        if self._tar is not None:
+            self._tar.close()
+            self._file.close()
+        if self.fs.exists(self._final):  # a folder left by an interrupted run
+            self.fs.rm(self._final, recursive=True)
+        self.fs.mv(self._tmp, self._final, recursive=self._tar is None)
         table = pa.Table.from_pylist(self._rows) if self._rows else pa.table({"key": []})
         parquet_tmp = f"{self.dest}/{self.name}.parquet.partial"
         with self.fs.open(parquet_tmp, "wb") as f:
@@ -126,8 +149,9 @@ class ShardWriter:
 
     def abort(self) -> None:
         try:
-            self._tar.close()
-            self._file.close()
-            self.fs.rm(self._tar_tmp)
+            if self._tar is not None:
+                self._tar.close()
+                self._file.close()
+            self.fs.rm(self._tmp, recursive=True)
         except Exception:
             pass

@@ -373,3 +373,35 @@ def test_webdataset_tars_as_input(videos, tmp_path, checkpoint):
     stats = json.loads((dest / "00004_stats.json").read_text())
     assert stats["count"] == 2 and stats["successes"] == 2
     assert not (tmp_path / "evil.mp4").exists() and not (tmp_path / "evil").exists()
+
+
+def test_files_output_format_reads_like_tars(videos, tmp_path, checkpoint):
+    listing = tmp_path / "videos.txt"
+    listing.write_text("\n".join([videos["cfr.mp4"], videos["missing.mp4"], videos["vfr.mp4"]]))
+    common = [
+        str(listing),
+        "--model",
+        MODEL,
+        "--pretrained",
+        checkpoint,
+        "--fps",
+        "2",
+        "--workers",
+        "1",
+        "--quiet",
+        "--samples-per-shard",
+        "2",
+    ]
+    assert main([*common, "--dest", str(tmp_path / "tars")]) == 1
+    assert main([*common, "--dest", str(tmp_path / "files"), "--output-format", "files"]) == 1
+    assert sorted(os.listdir(tmp_path / "files" / "00000")) == [
+        "000000.json",
+        "000000.npy",
+        "000001.json",
+        "000001.npy",
+    ]
+    a = list(iter_samples(str(tmp_path / "tars"), include_failed=True))
+    b = list(iter_samples(str(tmp_path / "files"), include_failed=True))
+    assert [(k, m["status"]) for k, _, m in a] == [(k, m["status"]) for k, _, m in b]
+    assert len(a) == 3 and np.array_equal(a[0][1], b[0][1])
+    assert not any(p.endswith(".partial") for p in os.listdir(tmp_path / "files"))
