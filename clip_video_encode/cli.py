@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 device=args.device,
                 batch_size=args.batch_size,
                 cache_dir=args.cache_dir,
+                text=args.caption_similarity,
             ),
             columns=Columns(
                 location=args.location_col,

@@ -34,6 +34,7 @@ class EncoderOptions:
     device: str = "auto"
     batch_size: int = 128
     cache_dir: str | None = None  # where open_clip looks for (and puts) downloaded weights
+    text: bool = False  # keep the text tower (caption similarity); else only the image tower
 
     def resolved_pretrained(self) -> str:
         if self.pretrained:
@@ -130,8 +131,17 @@ class Encoder:
         self.device = resolve_device(options.device)
         self.precision = resolve_precision(options.precision, self.device)
         self.pretrained = options.resolved_pretrained()
-        self.model = load_model(options.model, self.pretrained, self.device, options.cache_dir)
-        cfg = open_clip.get_model_preprocess_cfg(self.model)
+        model = load_model(options.model, self.pretrained, self.device, options.cache_dir)
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        plain = type(model).encode_image in (
+            open_clip.model.CLIP.encode_image,
+            open_clip.model.CustomTextCLIP.encode_image,
+        )
+        # Where encode_image is the image tower alone, keep just that tower unless text is
+        # needed: the text tower is a third of ViT-B-32's memory and never used here.
+        self._encode_image = model.visual if plain else model.encode_image
+        self.model = model if (options.text or not plain) else None
+        del model
         size = cfg.get("size", 224)
         self.image_size = size if isinstance(size, int) else int(size[0])
         mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), dtype=torch.float32)
@@ -140,7 +150,7 @@ class Encoder:
         self._shift = (mean / std).view(1, 3, 1, 1).to(self.device)
         with torch.inference_mode():
             probe = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device)
-            self.embed_dim = int(self.model.encode_image(probe).shape[-1])
+            self.embed_dim = int(self._encode_image(probe).shape[-1])
 
     def preprocess(self, frames: np.ndarray):
         """uint8 NHWC numpy -> normalised float32 NCHW tensor on the device."""
@@ -171,7 +181,7 @@ class Encoder:
             for lo in range(0, len(frames), self.options.batch_size):
                 x = self.preprocess(frames[lo : lo + self.options.batch_size])
                 with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
-                    y = self.model.encode_image(x)
+                    y = self._encode_image(x)
                 out[lo : lo + len(y)] = y.float().cpu().numpy()
         return out
 
@@ -180,6 +190,8 @@ class Encoder:
         import open_clip
         import torch
 
+        if self.model is None:
+            raise ValueError("this encoder was built without its text tower (text=False)")
         if not hasattr(self, "_tokenizer"):
             self._tokenizer = open_clip.get_tokenizer(self.options.model)
         with torch.inference_mode():

@@ -57,15 +57,16 @@ def frames_of(path, resize):
     return next(read_videos([path], options, workers=0))[0]
 
 
-def test_matches_open_clip_preprocess_and_encode_image(encoder, textured):
+def test_matches_open_clip_preprocess_and_encode_image(encoder, checkpoint, textured):
     from PIL import Image
 
-    _, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=None)
+    model, _, preprocess = open_clip.create_model_and_transforms(MODEL, pretrained=checkpoint)
+    assert encoder.model is None  # the image tower alone is kept
     for resize in (Resize(224), Resize(0, "native")):  # ready-cropped, and 320x240 frames
         frames = frames_of(textured, resize)
         reference_input = torch.stack([preprocess(Image.fromarray(f)) for f in frames])
         with torch.inference_mode():
-            reference = encoder.model.encode_image(reference_input).numpy()
+            reference = model.eval().encode_image(reference_input).numpy()
         ours = encoder.encode(frames)
         assert ours.dtype == np.float16 and ours.shape == (6, encoder.embed_dim)
         assert cosine(ours, reference).min() >= 0.99
