@@ -110,7 +110,8 @@ def load_model(model_name: str, pretrained: str, device: str, cache_dir: str | N
             "Offline, either pass a local checkpoint file (--pretrained /path/to/"
             "open_clip_pytorch_model.bin), point --cache-dir at a folder that already holds"
             " the downloaded weights (or set HF_HUB_CACHE), or ask for random weights with"
-            " --pretrained none."
+            " --pretrained none. On a machine without network, HF_HUB_OFFLINE=1 makes this"
+            " fail at once instead of after retries."
         ) from exc
     return model.eval()
 

@@ -46,8 +46,8 @@ def encode_dataset(
     job: EncodeJob, encoder: Encoder | None = None, progress: bool | None = None
 ) -> dict:
     """Run ``job`` with the local executor; returns the run's summary (see ``prepare_run``)."""
+    encoder = encoder or Encoder(job.encoder)  # first: a bad model leaves no empty dest
     fs, dest = open_destination(job.dest)
-    encoder = encoder or Encoder(job.encoder)
     run = prepare_run(job, encoder, fs, dest)
     shards = run["todo"]
     videos: list[_Video] = []

@@ -406,3 +406,21 @@ def test_files_output_format_reads_like_tars(videos, tmp_path, checkpoint):
     assert [(k, m["status"]) for k, _, m in a] == [(k, m["status"]) for k, _, m in b]
     assert len(a) == 3 and np.array_equal(a[0][1], b[0][1])
     assert not any(p.endswith(".partial") for p in os.listdir(tmp_path / "files"))
+
+
+def test_bad_weights_exit_2_and_write_nothing(videos, tmp_path, capsys):
+    dest = tmp_path / "never"
+    code = main(
+        [
+            videos["cfr.mp4"],
+            "--dest",
+            str(dest),
+            "--model",
+            MODEL,
+            "--pretrained",
+            "no_such_tag",
+            "--quiet",
+        ]
+    )
+    assert code == 2 and not dest.exists()
+    assert "use 'none' for random weights" in capsys.readouterr().err
