@@ -147,6 +147,12 @@ def run_cli(table, dest, checkpoint, *extra):
     )
 
 
+def encode(src, dest, checkpoint, *extra):
+    """The CLI with the test model, 2 fps, one decode worker, no progress bar."""
+    argv = [str(src), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint]
+    return main([*argv, "--fps", "2", "--workers", "1", "--quiet", *extra])
+
+
 def test_dataset_layout(table, tmp_path, checkpoint, encoder, videos, capsys):
     dest = tmp_path / "out"
     assert run_cli(table, dest, checkpoint, "--caption-similarity") == 1  # two bad rows
@@ -227,25 +233,7 @@ def test_readers(table, tmp_path, checkpoint, videos):
     good = tmp_path / "good.txt"
     good.write_text("\n".join([videos["cfr.mp4"], videos["vp9.webm"], videos["vfr.mp4"]]))
     hf_dest = tmp_path / "hf"
-    assert (
-        main(
-            [
-                str(good),
-                "--dest",
-                str(hf_dest),
-                "--model",
-                MODEL,
-                "--pretrained",
-                checkpoint,
-                "--fps",
-                "2",
-                "--workers",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert encode(good, hf_dest, checkpoint) == 0
     hf = datasets.load_dataset(
         "webdataset", data_files={"train": shard_urls(str(hf_dest))}, split="train"
     )
@@ -343,22 +331,7 @@ def test_webdataset_tars_as_input(videos, tmp_path, checkpoint):
             for row in rows:
                 sink.write(row)
     dest = tmp_path / "out"
-    code = main(
-        [
-            str(src / "{00003..00004}.tar"),
-            "--dest",
-            str(dest),
-            "--model",
-            MODEL,
-            "--pretrained",
-            checkpoint,
-            "--fps",
-            "2",
-            "--workers",
-            "1",
-            "--quiet",
-        ]
-    )
+    code = encode(src / "{00003..00004}.tar", dest, checkpoint)
     assert code == 1  # the sample without a video
     assert sorted(p for p in os.listdir(dest) if p.endswith(".tar")) == ["00003.tar", "00004.tar"]
     got = {k: (e, m) for k, e, m in iter_samples(str(dest), include_failed=True)}
@@ -379,22 +352,9 @@ def test_webdataset_tars_as_input(videos, tmp_path, checkpoint):
 def test_files_output_format_reads_like_tars(videos, tmp_path, checkpoint):
     listing = tmp_path / "videos.txt"
     listing.write_text("\n".join([videos["cfr.mp4"], videos["missing.mp4"], videos["vfr.mp4"]]))
-    common = [
-        str(listing),
-        "--model",
-        MODEL,
-        "--pretrained",
-        checkpoint,
-        "--fps",
-        "2",
-        "--workers",
-        "1",
-        "--quiet",
-        "--samples-per-shard",
-        "2",
-    ]
-    assert main([*common, "--dest", str(tmp_path / "tars")]) == 1
-    assert main([*common, "--dest", str(tmp_path / "files"), "--output-format", "files"]) == 1
+    shards = ("--samples-per-shard", "2")
+    assert encode(listing, tmp_path / "tars", checkpoint, *shards) == 1
+    assert encode(listing, tmp_path / "files", checkpoint, *shards, "--output-format", "files") == 1
     assert sorted(os.listdir(tmp_path / "files" / "00000")) == [
         "000000.json",
         "000000.npy",
