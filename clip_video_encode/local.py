@@ -70,8 +70,9 @@ def encode_dataset(
                 videos.append(_Video(s, r))
                 yield {"location": row.get("fetch", row["location"]),
                        "start": row["start"], "end": row["end"]}  # fmt: skip
-            writers[s].n_rows = len(shard.rows)
-            close_complete()
+            if not known:  # a tar's writer cannot complete before its size is known
+                writers[s].n_rows = len(shard.rows)
+                close_complete()
 
     def close_complete() -> None:
         for s in [s for s, w in writers.items() if w.complete]:

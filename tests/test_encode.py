@@ -384,3 +384,13 @@ def test_bad_weights_exit_2_and_write_nothing(videos, tmp_path, capsys):
     )
     assert code == 2 and not dest.exists()
     assert "use 'none' for random weights" in capsys.readouterr().err
+
+
+def test_a_shard_of_only_failures_is_written(videos, tmp_path, checkpoint):
+    # Failed rows finish at once, so a shard can be complete before the next is planned.
+    listing = tmp_path / "videos.txt"
+    names = ["missing.mp4", "text.mp4", "cfr.mp4", "missing.mp4"]
+    listing.write_text("\n".join(videos[n] for n in names))
+    assert encode(listing, tmp_path / "out", checkpoint, "--samples-per-shard", "2") == 1
+    stats = [json.loads((tmp_path / "out" / f"0000{i}_stats.json").read_text()) for i in (0, 1)]
+    assert [s["successes"] for s in stats] == [0, 1] and [s["count"] for s in stats] == [2, 2]
