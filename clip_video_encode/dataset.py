@@ -73,7 +73,8 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
     columns = job.columns
     if columns.caption is None and job.caption_similarity:
         raise ValueError("--caption-similarity needs a caption column")
-    if is_tar_input(job.src):
+    tar_input = is_tar_input(job.src)
+    if tar_input:
         urls = expand_tars(job.src)
         shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
         if len({s.name for s in shards}) != len(shards):
@@ -92,7 +93,7 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
         "columns": dataclasses.asdict(columns),
         "caption_similarity": job.caption_similarity,
         "output_format": job.output_format,
-        "rows": None if is_tar_input(job.src) else table.num_rows,
+        "rows": None if tar_input else table.num_rows,
         "shards": len(shards),
         "embedding_dtype": "float16",
         "versions": _versions(),
@@ -113,13 +114,14 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
     else:
         with fs.open(run_path, "w") as f:
             json.dump(settings, f, indent=1)
-    if not is_tar_input(job.src) and columns.split in table.column_names:
-        _write_splits(fs, dest, shards)
+    if not tar_input and columns.split in table.column_names:
+        suffix = ".tar" if job.output_format == "webdataset" else ""
+        _write_splits(fs, dest, shards, suffix)
     todo = [s for s in shards if not fs.exists(stats_path(dest, s.name))]
     return {
         "frames": frames,
         "todo": todo,
-        "captions": is_tar_input(job.src) or columns.caption in table.column_names,
+        "captions": tar_input or columns.caption in table.column_names,
         "summary": Summary(len(shards), len(todo), dest),
     }
 
@@ -190,12 +192,13 @@ class Summary:
         }
 
 
-def _write_splits(fs, dest: str, shards: list[Shard]) -> None:
-    """``splits.csv`` (header ``tar_file,split``), the LAION video-clip layout."""
+def _write_splits(fs, dest: str, shards: list[Shard], suffix: str) -> None:
+    """``splits.csv`` (header ``tar_file,split``), the LAION video-clip layout. A shard whose
+    rows have several splits lists them joined by ``|``."""
     lines = ["tar_file,split"]
     for shard in shards:
         splits = sorted({str(r["split"]) for r in shard.rows if r.get("split") is not None})
-        lines.append(f"{shard.name}.tar,{splits[0] if len(splits) == 1 else '|'.join(splits)}")
+        lines.append(f"{shard.name}{suffix},{splits[0] if len(splits) == 1 else '|'.join(splits)}")
     with fs.open(f"{dest}/splits.csv", "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -136,7 +136,7 @@ def test_every_frame_of_the_long_video(videos):
         ("missing.mp4", "failed_to_fetch", "no such file"),
         ("empty.mp4", "failed_to_decode", "empty (0 bytes)"),
         ("text.mp4", "failed_to_decode", "cannot open as a video"),
-        ("truncated.mp4", "failed_to_decode", ""),
+        ("truncated.mp4", "failed_to_decode", "cannot open as a video"),  # moov lost
         ("audio_only.m4a", "failed_to_decode", "no video stream"),
     ],
 )

@@ -51,7 +51,8 @@ def main() -> int:
     print(f"video2numpy {table} --dest {dest} --fps 1 --overwrite")
     code = video2numpy_main([table, "--dest", dest, "--fps", "1", "--overwrite"])
     for name in ("ntsc_720p", "ntsc_window", "missing"):
-        record = json.load(open(os.path.join(dest, name + ".json")))
+        with open(os.path.join(dest, name + ".json")) as f:
+            record = json.load(f)
         if record["status"] == "success":
             frames = np.load(os.path.join(dest, name + ".npy"))
             index = [frame_index(f) for f in frames]
