@@ -6,6 +6,9 @@ Prints, measured in one run on this machine:
   (b) the bare ViT-B-32 image tower, fp32 vs bf16 (random weights, same checkpoint)
   (a) clip-video-encode frames/s end to end on cheap-to-decode videos (every frame kept, so
       the encoder is the bottleneck) against the bare model at the same batch and precision
+  (c) end to end, 10 x 60 s 360p videos at 1 fps, this project against LAION's
+      clip-video-encode 1.3.0 (its own virtualenv: bench/setup_clip_video_encode_130.sh),
+      both given the same random ViT-B-32 checkpoint file, interleaved rounds
   (d) peak RSS of clip-video-encode at 1 fps on a 10-minute and a 60-minute video
 """
 
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +34,7 @@ from video2numpy.synth import write_video
 
 def bare(encoder: Encoder, frames: np.ndarray, rounds: int = 3) -> float:
     """Frames/s of the model alone (preprocessing included), best of ``rounds``."""
-    encoder.encode(frames[: encoder.options.batch_size])  # warm-up
+    encoder.encode(frames[: encoder.batch_size])  # warm-up
     best = min(_timed(encoder.encode, frames) for _ in range(rounds))
     return len(frames) / best
 
@@ -41,25 +45,19 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - began
 
 
-def peak_rss_mb(argv: list[str]) -> float:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(argv, check=False, capture_output=True)
-    return max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-
-
 def precisions(checkpoint: str, frames: np.ndarray, batch_size: int) -> dict:
     """(b) The bare image tower in fp32 and bf16."""
     import torch
 
-    print(f"(b) bare ViT-B-32 image tower, batch {batch_size}, {torch.get_num_threads()} threads")
+    print(f"(b) bare ViT-B-32 image tower, {torch.get_num_threads()} threads")
     speeds, outputs = {}, {}
     for precision in ("fp32", "bf16"):
         enc = Encoder(EncoderOptions("ViT-B-32", checkpoint, precision, "cpu", batch_size))
         # bf16 can be very slow on CPUs without native support: a smaller sample for it.
-        sample = frames if precision == "fp32" else frames[:batch_size]
+        sample = frames if precision == "fp32" else frames[: enc.batch_size]
         speeds[precision] = bare(enc, sample, rounds=2 if precision == "fp32" else 1)
         outputs[precision] = enc.encode(frames[:32]).astype(np.float32)
-        print(f"  {precision}: {speeds[precision]:.1f} img/s")
+        print(f"  {precision}, batch {enc.batch_size}: {speeds[precision]:.1f} img/s")
     a, b = outputs["fp32"], outputs["bf16"]
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     print(
@@ -88,13 +86,104 @@ def pipeline_vs_bare(encoder: Encoder, frames: np.ndarray, paths: list[str], rou
             best_pipe = max(best_pipe, n / (time.perf_counter() - began))
     print(
         f"\n(a) clip-video-encode, {n} frames from {len(paths)} videos, every frame, one decode"
-        f" worker, {encoder.precision}, batch {encoder.options.batch_size}, best of {rounds}"
+        f" worker, {encoder.precision}, batch {encoder.batch_size}, best of {rounds}"
         " interleaved rounds"
     )
     print(
         f"  pipeline {best_pipe:.1f} frames/s vs bare model {best_bare:.1f} frames/s:"
         f" {best_pipe / best_bare:.2f}x (decoding and shard writing included)"
     )
+
+
+def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, rounds: int) -> None:
+    """(c) Wall time and peak RSS of both tools on the same 600 frames, model loading included."""
+    checkpoint = os.path.abspath(checkpoint)
+    print("\n(c) end to end, 10 x 60 s 360p H.264 (GOP 250, textured) at 1 fps, ViT-B-32 fp32")
+    if not os.path.exists(python):
+        print(f"  clip-video-encode 1.3.0 not installed at {python}: run"
+              " bench/setup_clip_video_encode_130.sh first")  # fmt: skip
+        return
+    first = os.path.join(workdir, "360p_60s_textured.mp4")
+    if not os.path.exists(first):
+        write_video(first, n_frames=1800, fps=30, width=640, height=360, gop=250, texture=True)
+    paths = [os.path.abspath(first)]
+    for i in range(1, 10):  # the same bitstream under 10 names: the decoders do all the work
+        paths.append(os.path.abspath(os.path.join(workdir, f"360p_60s_textured_{i}.mp4")))
+        if not os.path.exists(paths[-1]):
+            shutil.copyfile(first, paths[-1])
+    ours_cmd = [sys.executable, "-m", "clip_video_encode.cli", "--model", "ViT-B-32",
+                "--pretrained", checkpoint, "--fps", "1", "--quiet"]  # fmt: skip
+    # 1.3.0 samples by frame count only: every 30th frame of these 30 fps videos is 1 fps.
+    theirs_code = (
+        "import sys; from clip_video_encode import clip_video_encode;"
+        " clip_video_encode(sys.argv[1], sys.argv[2], output_format='files', take_every_nth=30,"
+        f" oc_model_name='ViT-B-32', pretrained={checkpoint!r})"
+    )
+    times: dict[str, list[float]] = {"ours": [], "1.3.0": []}
+    rss: dict[str, float] = {}
+    for _ in range(rounds):
+        for name in times:
+            with tempfile.TemporaryDirectory() as out:
+                listing = os.path.join(out, "videos.txt")
+                with open(listing, "w") as f:
+                    f.write("\n".join(paths) + "\n")
+                dest = os.path.join(out, "dest")
+                os.makedirs(dest)  # 1.3.0 does not create it
+                if name == "ours":
+                    argv = [*ours_cmd, listing, "--dest", dest]
+                else:
+                    argv = [python, "-c", theirs_code, listing, dest]
+                began = time.perf_counter()
+                # Run from the scratch folder: from this checkout, `import clip_video_encode`
+                # would find this project's package of the same name.
+                peak, code = peak_rss_of(argv, cwd=out)
+                times[name].append(time.perf_counter() - began)
+                rss[name] = max(rss.get(name, 0.0), peak)
+                frames = count_frames(dest)
+                if code != 0 or frames != 600:
+                    print(f"  {name}: exit {code}, {frames} frames written (expected 600)")
+    ours, theirs = statistics.median(times["ours"]), statistics.median(times["1.3.0"])
+    print(f"  this project:             {ours:5.1f} s (median of {rounds}), peak RSS"
+          f" {rss['ours']:.0f} MB")  # fmt: skip
+    print(f"  clip-video-encode 1.3.0:  {theirs:5.1f} s (median of {rounds}), peak RSS"
+          f" {rss['1.3.0']:.0f} MB")  # fmt: skip
+    print(f"  speed-up: {theirs / ours:.2f}x")
+
+
+def peak_rss_of(argv: list[str], cwd: str | None = None) -> tuple[float, int]:
+    """Peak RSS (MB) of the largest process the command ran, and its exit code. Each command
+    runs under a fresh intermediate process so that one run's peak does not mask the next."""
+    probe = (
+        "import resource, subprocess, sys;"
+        " run = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+        " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, run.returncode);"
+        " run.returncode and print(run.stderr[-2000:], file=sys.stderr)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=cwd
+    )
+    kb, code = out.stdout.split()
+    if int(code):
+        print(f"  {argv[0]} failed:\n{out.stderr}")
+    return int(kb) / 1024, int(code)
+
+
+def count_frames(dest: str) -> int:
+    """Frames in the embeddings a run wrote: our tars or 1.3.0's one .npy per video."""
+    import io
+    import tarfile
+
+    total = 0
+    for name in os.listdir(dest) if os.path.isdir(dest) else []:
+        path = os.path.join(dest, name)
+        if name.endswith(".npy"):
+            total += len(np.load(path))
+        elif name.endswith(".tar"):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if member.name.endswith(".npy"):
+                        total += len(np.load(io.BytesIO(tar.extractfile(member).read())))
+    return total
 
 
 def peak_memory(checkpoint: str, precision: str, workdir: str) -> None:
@@ -109,7 +198,7 @@ def peak_memory(checkpoint: str, precision: str, workdir: str) -> None:
             write_video(path, n_frames=minutes * 60 * 30, fps=30, width=160, height=96, gop=250)
         with tempfile.TemporaryDirectory() as out:
             began = time.perf_counter()
-            rss = peak_rss_mb([*cli, path, "--dest", os.path.join(out, "ds")])
+            rss, _ = peak_rss_of([*cli, path, "--dest", os.path.join(out, "ds")])
             took = time.perf_counter() - began
         print(f"  {minutes:2d}-minute video ({minutes * 60} frames): {rss:.0f} MB, {took:.0f} s")
 
@@ -117,9 +206,14 @@ def peak_memory(checkpoint: str, precision: str, workdir: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(__file__), "_videos"))
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--sections", default="bad", help="which of b, a, d to run (bad)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for (a)")
+    parser.add_argument("--batch-size", type=int, help="default: the encoder's choice")
+    parser.add_argument("--sections", default="bacd", help="which of b, a, c, d to run (bacd)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for (a), (c)")
+    parser.add_argument(
+        "--cve-python",
+        default=os.path.join(os.path.dirname(__file__), "_cve130", "bin", "python"),
+        help="python of the clip-video-encode 1.3.0 virtualenv",
+    )
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     import open_clip
@@ -143,8 +237,10 @@ def main() -> None:
             paths.append(path)
         options = EncoderOptions("ViT-B-32", checkpoint, precision, "cpu", args.batch_size)
         encoder = Encoder(options)
-        encoder.encode(frames[: args.batch_size])  # warm-up
+        encoder.encode(frames[: encoder.batch_size])  # warm-up
         pipeline_vs_bare(encoder, frames, paths, args.rounds)
+    if "c" in args.sections:
+        against_clip_video_encode_130(checkpoint, args.workdir, args.cve_python, args.rounds)
     if "d" in args.sections:
         peak_memory(checkpoint, precision, args.workdir)
 

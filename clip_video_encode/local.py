@@ -95,7 +95,7 @@ def encode_dataset(
         video.parts = []
         close_complete()
 
-    pipeline = _EncodeThread(encoder.encode, job.encoder.batch_size)
+    pipeline = _EncodeThread(encoder.encode, encoder.batch_size)
     waiting: set[int] = set()  # decoded videos whose frames are still being encoded
 
     def collect() -> None:

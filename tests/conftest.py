@@ -15,9 +15,23 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from video2numpy.synth import write_audio_only, write_video
 
+MODEL = "ViT-S-32"  # a small open_clip config; random weights saved once to a file
 NTSC = 30000 / 1001
 # Frame times of the variable-frame-rate video: irregular gaps of 20, 50 and 33 ms.
 VFR_TIMES = np.cumsum([0.0] + [0.02, 0.05, 0.033] * 33 + [0.02]).round(3)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> str:
+    """A random-weight MODEL checkpoint file (weights are asked for by path, as a user would)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(MODEL, pretrained=None)
+    path = tmp_path_factory.mktemp("weights") / "vit-s-32-random.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)
 
 
 @pytest.fixture(scope="session")

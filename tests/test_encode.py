@@ -17,22 +17,13 @@ import pytest
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
+from conftest import MODEL  # noqa: E402  (the checkpoint fixture's architecture)
+
 from clip_video_encode.cli import main  # noqa: E402
 from clip_video_encode.encoder import Encoder, EncoderLoadError, EncoderOptions  # noqa: E402
 from clip_video_encode.read import EmbeddingDataset, iter_samples, shard_urls  # noqa: E402
 from video2numpy import FrameOptions, Resize, Sampling, read_videos  # noqa: E402
 from video2numpy.synth import write_video  # noqa: E402
-
-MODEL = "ViT-S-32"  # a small open_clip config; random weights saved once to a file
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = open_clip.create_model(MODEL, pretrained=None)
-    path = tmp_path_factory.mktemp("weights") / "vit-s-32-random.pt"
-    torch.save(model.state_dict(), path)
-    return str(path)
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +86,37 @@ def test_weights_rules(checkpoint):
     b = Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32"))
     x = np.random.default_rng(0).integers(0, 255, (2, 224, 224, 3), dtype=np.uint8)
     assert np.array_equal(a.encode(x), b.encode(x))
+
+
+def mapped_ranges(path):
+    with open("/proc/self/maps") as maps:
+        lines = [line.split() for line in maps if line.rstrip().endswith(path)]
+    return [tuple(int(x, 16) for x in line[0].split("-")) for line in lines]
+
+
+def test_checkpoint_is_memory_mapped_into_the_parameters(checkpoint, tmp_path):
+    from clip_video_encode.weights import load_model
+
+    state = torch.load(checkpoint)
+    image_only = load_model(MODEL, checkpoint, "cpu", text=False)
+    for name, tensor in image_only.visual.state_dict().items():
+        assert torch.equal(tensor, state[f"visual.{name}"]), name
+    # No copy: the parameters are the file's pages (so unread text weights cost no memory).
+    pointer = image_only.visual.conv1.weight.data_ptr()
+    assert any(lo <= pointer < hi for lo, hi in mapped_ranges(checkpoint))
+    assert image_only.attn_mask.is_meta  # a text-tower buffer that was never built
+    # With the text tower: the same text embeddings as open_clip's own loading.
+    reference = open_clip.create_model(MODEL, pretrained=checkpoint).eval()
+    tokens = open_clip.get_tokenizer(MODEL)(["a dog catches a frisbee"])
+    encoder = Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", text=True))
+    with torch.inference_mode():
+        expected = reference.encode_text(tokens).numpy()
+    assert np.allclose(encoder.encode_text(["a dog catches a frisbee"]), expected, atol=1e-5)
+    # A checkpoint in torch's older (non-zip) format cannot be memory-mapped: loaded as usual.
+    legacy = tmp_path / "legacy.pt"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    model = load_model(MODEL, str(legacy), "cpu", text=False)
+    assert torch.equal(model.visual.conv1.weight, state["visual.conv1.weight"])
 
 
 @pytest.fixture()

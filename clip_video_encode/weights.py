@@ -1,0 +1,196 @@
+"""Which weights a model gets, and loading them without holding two copies in memory.
+
+Weights are explicit: an open_clip pretrained tag, a local checkpoint path, or ``none`` for
+random weights, which a user must ask for by name. A tag that cannot be downloaded is an error
+that names the offline options; nothing ever falls back to random weights silently.
+
+open_clip's own ``create_model`` first builds the model with random weights and then copies a
+checkpoint into it, so for a moment it holds the model twice (ViT-B-32: 1.2 GB on top of torch
+itself). Here the architecture is built on the ``meta`` device (no memory), and the checkpoint's
+tensors, memory-mapped from the file, become the parameters (``assign=True``); the text tower's
+tensors are never read unless it is kept. open_clip's ``load_checkpoint`` still does its
+checkpoint conversions (old layouts, positional-embedding resizing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import logging
+import os
+import zipfile
+
+# The weights each model gets when --pretrained is not given (the best-known open release).
+DEFAULT_PRETRAINED = {
+    "ViT-B-32": "laion2b_s34b_b79k",
+    "ViT-B-16": "laion2b_s34b_b88k",
+    "ViT-L-14": "laion2b_s32b_b82k",
+    "ViT-H-14": "laion2b_s32b_b79k",
+}
+SCHEMAS = ("hf-hub:", "local-dir:")  # open_clip model names that carry their own weights
+
+
+class EncoderLoadError(Exception):
+    """The model or its weights could not be loaded; the message says what to do."""
+
+
+def default_pretrained(model_name: str) -> str:
+    """The tag used when the user names none; an error when the model has no tag at all."""
+    import open_clip
+
+    if model_name.startswith(SCHEMAS):
+        return "schema"  # the weights come with the model name; --pretrained is not used
+    tag = DEFAULT_PRETRAINED.get(model_name)
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if tag is None and tags:
+        tag = tags[0]
+    if tag is None:
+        raise EncoderLoadError(
+            f"{model_name} has no open_clip pretrained tag: pass --pretrained with a local"
+            " checkpoint path, or --pretrained none for random weights"
+        )
+    return tag
+
+
+def load_model(
+    model_name: str, pretrained: str, device: str, cache_dir: str | None = None, text: bool = True
+):
+    """The open_clip model in eval mode. With ``text=False`` the text tower may be left
+    unloaded (its parameters on the ``meta`` device): only ``model.visual`` is usable then."""
+    import open_clip
+
+    if model_name.startswith(SCHEMAS):
+        return _create(model_name, None, device, cache_dir)
+    if model_name not in open_clip.list_models():
+        near = [m for m in open_clip.list_models() if model_name.lower()[:5] in m.lower()][:8]
+        raise EncoderLoadError(
+            f"unknown open_clip model {model_name!r}"
+            + (f"; similar: {', '.join(near)}" if near else "; see open_clip.list_models()")
+        )
+    if pretrained.lower() == "none":
+        return _create(model_name, None, device, cache_dir)
+    tag_cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
+    if not tag_cfg and not os.path.isfile(pretrained):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise EncoderLoadError(
+            f"--pretrained {pretrained!r} is neither a file nor an open_clip tag of"
+            f" {model_name} (tags: {tags}); use 'none' for random weights"
+        )
+    checkpoint = pretrained
+    if tag_cfg:
+        try:
+            checkpoint = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
+        except Exception as exc:
+            raise _download_error(model_name, pretrained, exc) from exc
+        if not checkpoint:
+            raise _download_error(model_name, pretrained, "no download source")
+    model = _assign_checkpoint(model_name, checkpoint, tag_cfg, text)
+    if model is None:  # an architecture that cannot be built on meta: open_clip's own path
+        return _create(model_name, checkpoint, device, cache_dir, tag_cfg)
+    if text or not image_tower_alone(model):
+        return model.to(device).eval()
+    model.visual.to(device)  # the rest stays on meta, unread
+    return model.eval()
+
+
+def _assign_checkpoint(model_name: str, checkpoint: str, tag_cfg: dict, text: bool):
+    """The model whose parameters are the checkpoint's tensors, or None where some tensor the
+    kept towers need is not in the checkpoint (a buffer computed at construction)."""
+    import open_clip
+    import torch
+    from open_clip.transform import merge_preprocess_dict
+
+    try:
+        with torch.device("meta"), _quiet_random_init_warning():
+            model = open_clip.create_model(
+                model_name, device="meta", pretrained_image=False, pretrained_text=False
+            )
+    except Exception:
+        return None
+    # load_checkpoint ends in model.load_state_dict(state_dict, strict=True): have that call
+    # assign the (memory-mapped) tensors instead of copying them into meta parameters.
+    model.load_state_dict = functools.partial(torch.nn.Module.load_state_dict, model, assign=True)
+    try:
+        with _mmap_loads(checkpoint):
+            open_clip.load_checkpoint(model, checkpoint)
+    except Exception as exc:
+        raise EncoderLoadError(f"cannot load {model_name} from {checkpoint}: {exc}") from exc
+    finally:
+        del model.load_state_dict
+    kept = model.visual if (not text and image_tower_alone(model)) else model
+    if any(t.is_meta for t in itertools.chain(kept.parameters(), kept.buffers())):
+        return None
+    if tag_cfg:  # the tag's own mean/std/interpolation, as create_model would set them
+        tag_preprocess = {k: v for k, v in tag_cfg.items() if k != "size"}
+        cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_preprocess)
+        open_clip.set_model_preprocess_cfg(model, cfg)
+    return model
+
+
+@contextlib.contextmanager
+def _mmap_loads(checkpoint: str):
+    """``torch.load`` memory-maps the checkpoint inside this block where its format allows
+    (torch's zip format; older pickles and safetensors load as usual)."""
+    from torch.utils.serialization import config
+
+    previous = config.load.mmap
+    config.load.mmap = zipfile.is_zipfile(checkpoint)
+    try:
+        yield
+    finally:
+        config.load.mmap = previous
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """open_clip warns "initialized randomly" for an architecture built without weights; here
+    the weights come right after, so the warning would mislead."""
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def image_tower_alone(model) -> bool:
+    """Whether ``encode_image`` is ``model.visual`` alone (so the rest can be dropped)."""
+    import open_clip
+
+    plain = (open_clip.model.CLIP.encode_image, open_clip.model.CustomTextCLIP.encode_image)
+    return type(model).encode_image in plain
+
+
+def _create(model_name: str, checkpoint, device: str, cache_dir, tag_cfg=None):
+    """open_clip's own create_model (random init, then the checkpoint copied in)."""
+    import open_clip
+
+    try:
+        model = open_clip.create_model(
+            model_name, pretrained=checkpoint, device=device, cache_dir=cache_dir
+        )
+    except Exception as exc:
+        raise EncoderLoadError(f"cannot load {model_name} from {checkpoint}: {exc}") from exc
+    if tag_cfg:
+        from open_clip.transform import merge_preprocess_dict
+
+        tag_preprocess = {k: v for k, v in tag_cfg.items() if k != "size"}
+        cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_preprocess)
+        open_clip.set_model_preprocess_cfg(model, cfg)
+    return model.eval()
+
+
+def _download_error(model_name: str, tag: str, cause) -> EncoderLoadError:
+    return EncoderLoadError(
+        f"cannot get the pretrained weights {tag!r} for {model_name}: {cause}.\n"
+        "Offline, either pass a local checkpoint file (--pretrained /path/to/"
+        "open_clip_pytorch_model.bin), point --cache-dir at a folder that already holds"
+        " the downloaded weights (or set HF_HUB_CACHE), or ask for random weights with"
+        " --pretrained none. On a machine without network, HF_HUB_OFFLINE=1 makes this"
+        " fail at once instead of after retries."
+    )
