@@ -71,6 +71,10 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-col", default="id", help="column of ids, used in names if present")
     group.add_argument("--start-col", default="start", help="per-row window start, if present")
     group.add_argument("--end-col", default="end", help="per-row window end, if present")
+    group.add_argument("--caption-col", default="caption", help="caption column, if present")
+    group.add_argument(
+        "--save-columns", default="", help="comma-separated columns to copy into NAME.json"
+    )
 
 
 def frame_options(args: argparse.Namespace) -> FrameOptions:
@@ -100,11 +104,18 @@ def frame_options(args: argparse.Namespace) -> FrameOptions:
 
 
 def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
-    """The input rows: ``location``, ``id`` and the window of each video."""
+    """The input rows: ``location``, ``id``, the window of each video, and in ``meta`` the
+    caption and the columns to copy into its record."""
     if not is_table(src):
-        return [{"location": src, "id": None, "start": None, "end": None}]
+        return [{"location": src, "id": None, "start": None, "end": None, "meta": {}}]
     table = read_table(src)
+    saved = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     require_columns(table, {"--location-col": args.location_col}, src)
+    for column in saved:
+        require_columns(table, {"--save-columns": column}, src)
+    meta = {c: table.column(c).to_pylist() for c in saved}
+    if args.caption_col in table.column_names:
+        meta = {"caption": table.column(args.caption_col).to_pylist(), **meta}
     columns = {
         "location": args.location_col,
         "id": args.id_col,
@@ -117,6 +128,7 @@ def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
         row = {key: data[key][i] if key in data else None for key in columns}
         row["location"] = str(row["location"] or "").strip()
         row["id"] = str(row["id"]) if row["id"] not in (None, "") else None
+        row["meta"] = {c: values[i] for c, values in meta.items()}
         rows.append(row)
     return rows
 
@@ -164,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     statuses: Counter[str] = Counter()
     frames_total = 0
     writers: dict[int, NpyWriter] = {}
-    sources = [rows[i] for i in todo]
+    sources = [{k: rows[i][k] for k in ("location", "start", "end")} for i in todo]
     workers = default_workers() if args.workers is None else args.workers
     with tqdm(total=len(todo), unit="video", disable=None, desc="video2numpy") as bar:
         for chunk in stream_videos(sources, options, workers, args.timeout):
@@ -177,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 writers[row].append(chunk.frames)
             if chunk.record is None:
                 continue
-            record = {"name": name, "id": rows[row]["id"], **chunk.record, "index": row}
+            record = {"name": name, "id": rows[row]["id"], **rows[row]["meta"], **chunk.record}
+            record["index"] = row
             writer = writers.pop(row, None)
             if record["status"] == SUCCESS and writer is not None:
                 writer.close()

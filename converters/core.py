@@ -1,0 +1,229 @@
+"""What every converter shares: the output rows, reading annotation files, YouTube URLs,
+clip keys and finding already-downloaded videos.
+
+A converter turns a dataset's official annotation files into rows of the input table of
+DESIGN.md section 2: ``id``, ``location``, ``caption``, ``start``, ``end``, ``split`` and the
+dataset's own extra columns. Rows are plain dicts; :func:`to_table` gives them one schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
+# Column order of every output table; a dataset's extra columns follow, in first-seen order.
+COLUMNS = ("id", "location", "caption", "start", "end", "split")
+SPLITS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validate": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+class ConvertError(ValueError):
+    """An annotation file is not in the format its dataset uses; says where and why."""
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Report:
+    """What a conversion did besides writing rows, for the CLI's summary."""
+
+    rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def youtube_url(youtube_id: str) -> str:
+    return f"https://www.youtube.com/watch?v={youtube_id}"
+
+
+def clip_key(youtube_id: str, start: float, end: float) -> str:
+    """The name Kinetics' and VATEX's downloaders give a clip: ``<id>_<start>_<end>`` with
+    whole seconds zero padded to 6 digits."""
+    return f"{youtube_id}_{int(start):06d}_{int(end):06d}"
+
+
+def split_clip_key(key: str) -> tuple[str, int, int]:
+    """``(youtube_id, start, end)`` of a clip key; split from the right, since YouTube ids
+    themselves may contain ``_`` (and start with ``-``)."""
+    parts = key.rsplit("_", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or not parts[0]:
+        raise ValueError(f"{key!r} is not <youtube id>_<start>_<end>")
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+def normalise_split(value: str | None) -> str | None:
+    """``train`` / ``val`` / ``test`` for the names datasets use; other names are kept."""
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value).strip()
+    return SPLITS.get(value.lower(), value)
+
+
+def split_from_filename(path: str) -> str | None:
+    """The split a file's name says (``..._train.csv``, ``vatex_validation_v1.0.json``)."""
+    words = re.split(r"[^a-z]+", os.path.basename(path).lower())
+    found = {SPLITS[w] for w in words if w in SPLITS}
+    return found.pop() if len(found) == 1 else None
+
+
+def iso_duration(text: str) -> float:
+    """Seconds of an ISO-8601 duration such as WebVid's ``PT00H00M17S`` (or ``PT1M2.5S``)."""
+    match = re.fullmatch(
+        r"P(?:(\d+)D)?T?(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?",
+        text.strip(),
+    )
+    if not match or text.strip() in ("P", "PT"):
+        raise ValueError(f"{text!r} is not an ISO-8601 duration like PT00H00M17S")
+    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """A whole annotation file as text (local or fsspec URL); a clear error when the bytes
+    are not in ``encoding``."""
+    import fsspec
+
+    with fsspec.open(path, "rb", compression="infer") as f:
+        data = f.read()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConvertError(
+            path,
+            f"not valid {encoding} text (byte {exc.start}); pass --encoding with the file's"
+            " encoding, e.g. --encoding latin-1",
+            line,
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
+def read_json(path: str, encoding: str = "utf-8"):
+    try:
+        return json.loads(read_text(path, encoding))
+    except json.JSONDecodeError as exc:
+        raise ConvertError(path, f"not JSON: {exc.msg}", exc.lineno) from exc
+
+
+def read_csv(
+    path: str, required: Iterable[str], encoding: str = "utf-8"
+) -> Iterator[tuple[int, dict]]:
+    """Rows of a csv by header name, with their line numbers; quoted fields may hold commas
+    and newlines. Fails on a missing column, naming the ones the file has."""
+    text = read_text(path, encoding)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ConvertError(
+            path,
+            f"no column {', '.join(missing)} in the header (it has: {', '.join(header) or 'none'})",
+            1,
+        )
+    line = reader.line_num
+    for row in reader:
+        if None in row:  # more fields than the header names
+            raise ConvertError(
+                path, f"{len(header) + len(row[None])} fields, header has {len(header)}", line + 1
+            )
+        yield line + 1, row
+        line = reader.line_num
+
+
+def expect(condition: bool, path: str, message: str, line: int | None = None) -> None:
+    if not condition:
+        raise ConvertError(path, message, line)
+
+
+class VideoRoot:
+    """Already-downloaded videos under a folder, found by file name without suffix: a clip
+    file (``<id>_<start>_<end>.mp4``, Kinetics and VATEX style, possibly in per-label folders)
+    or a whole-video file (``<id>.mp4``)."""
+
+    def __init__(self, root: str) -> None:
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"--video-root {root} is not a folder")
+        self.root = root
+        self._by_stem: dict[str, str] = {}
+        for folder, _, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                stem, suffix = os.path.splitext(name)
+                if suffix.lower() in VIDEO_SUFFIXES:
+                    self._by_stem.setdefault(stem, os.path.join(folder, name))
+
+    def __len__(self) -> int:
+        return len(self._by_stem)
+
+    def find(self, *stems: str) -> tuple[str | None, str | None]:
+        """The path of the first of ``stems`` present, and which stem matched."""
+        for stem in stems:
+            if stem and stem in self._by_stem:
+                return self._by_stem[stem], stem
+        return None, None
+
+
+def locate(
+    rows: list[dict], root: VideoRoot | None, report: Report, drop_missing: bool
+) -> list[dict]:
+    """Point rows at local files under ``root``. A row carries its candidate names in
+    ``_clip_file`` (a file that is already the clip: the window is then the whole file, and
+    the original window is kept as ``clip_start``/``clip_end``) and ``_video_file`` (the
+    whole video, one name or a list: the window stays)."""
+    if root is None:
+        return [_strip_private(r) for r in rows]
+    out, missing = [], 0
+    for row in rows:
+        clip, videos = row.get("_clip_file"), row.get("_video_file") or []
+        videos = [videos] if isinstance(videos, str) else list(videos)
+        path, stem = root.find(clip, *videos)
+        if path is None:
+            missing += 1
+            if drop_missing:
+                continue
+        else:
+            row["location"] = path
+            if stem == clip and clip not in videos:
+                row["clip_start"], row["clip_end"] = row.get("start"), row.get("end")
+                row["start"] = row["end"] = None
+        out.append(_strip_private(row))
+    if missing:
+        what = "dropped" if drop_missing else "kept with their remote location"
+        report.note(f"{missing} of {len(rows)} rows have no video under {root.root}: {what}")
+    return out
+
+
+def _strip_private(row: dict) -> dict:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def to_table(rows: list[dict]) -> pa.Table:
+    """One table for all rows: the fixed columns first, then extras; missing values null."""
+    names = list(COLUMNS)
+    for row in rows:
+        for name in row:
+            if name not in names:
+                names.append(name)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    types = {"start": pa.float64(), "end": pa.float64(), "caption": pa.string()}
+    return pa.table({n: pa.array(v, type=types.get(n)) for n, v in columns.items()})

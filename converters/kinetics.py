@@ -1,0 +1,59 @@
+"""Kinetics 400 / 600 / 700 / 700-2020: csv ``label,youtube_id,time_start,time_end,split``.
+
+400 adds ``is_cc``; test files have no label; 700 names the validation split ``validate``.
+A video can hold several clips with other labels and overlapping windows, so a clip is
+identified by (youtube id, start, end): its ``id`` is the downloader's file name
+``<youtube_id>_<start>_<end>``, which ``--video-root`` also looks for (in any sub-folder, e.g.
+``DIR/<label>/``) before ``<youtube_id>.mp4``.
+"""
+
+from __future__ import annotations
+
+from . import register
+from .core import (
+    clip_key,
+    expect,
+    normalise_split,
+    read_csv,
+    split_from_filename,
+    youtube_url,
+)
+
+
+@register(
+    "kinetics", "Kinetics 400/600/700/700-2020", "the csv files (train.csv, validate.csv, ...)"
+)
+def convert(paths, options, report):
+    rows = []
+    for path in paths:
+        default_split = options.split or split_from_filename(path)
+        for line, raw in read_csv(path, ("youtube_id", "time_start", "time_end"), options.encoding):
+            youtube_id = (raw["youtube_id"] or "").strip()
+            expect(bool(youtube_id), path, "empty youtube_id", line)
+            try:
+                start, end = float(raw["time_start"]), float(raw["time_end"])
+            except (TypeError, ValueError):
+                expect(
+                    False,
+                    path,
+                    f"time_start/time_end not numbers: {raw['time_start']!r}, {raw['time_end']!r}",
+                    line,
+                )
+            expect(end > start, path, f"time_end {end} is not after time_start {start}", line)
+            label = (raw.get("label") or "").strip() or None
+            row = {
+                "id": clip_key(youtube_id, start, end),
+                "location": youtube_url(youtube_id),
+                "caption": label,
+                "start": start,
+                "end": end,
+                "split": normalise_split(raw.get("split")) or default_split,
+                "label": label,
+                "youtube_id": youtube_id,
+                "_clip_file": clip_key(youtube_id, start, end),
+                "_video_file": youtube_id,
+            }
+            if "is_cc" in raw:
+                row["is_cc"] = raw["is_cc"].strip() in ("1", "True", "true")
+            rows.append(row)
+    return rows
