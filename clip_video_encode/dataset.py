@@ -63,12 +63,13 @@ def load_input(src: str) -> pa.Table:
     return pa.table({"location": [src]})
 
 
-def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
-    """Plan the shards, write or check ``run.json``, and list the shards left to do."""
+def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
+    """Plan the shards, write or check ``run.json``, and list the shards left to do.
+    ``encoder`` is the encoder's ``describe()`` (the executor may hold the model elsewhere)."""
     frames = job.frames
     if job.size_from_model and frames.resize.mode != "native":
         frames = dataclasses.replace(
-            frames, resize=dataclasses.replace(frames.resize, size=encoder.image_size)
+            frames, resize=dataclasses.replace(frames.resize, size=encoder["image_size"])
         )
     columns = job.columns
     if columns.caption is None and job.caption_similarity:
@@ -85,7 +86,7 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
         shards = plan_shards(table, columns, job.samples_per_shard)
     settings = {
         "input": job.src,
-        **encoder.describe(),
+        **encoder,
         "sampling": dataclasses.asdict(frames.sampling),
         "resize": dataclasses.asdict(frames.resize),
         "backend": frames.backend,
@@ -127,9 +128,10 @@ def prepare_run(job: EncodeJob, encoder, fs, dest: str) -> dict:
 
 
 def finish_sample(
-    row: dict, index: int, record: dict, embeddings, encoder, job: EncodeJob
+    row: dict, index: int, record: dict, embeddings, similarity, job: EncodeJob
 ) -> Sample:
-    """The ``KEY.json`` metadata and ``Sample`` of one row, from its decode record."""
+    """The ``KEY.json`` metadata and ``Sample`` of one row, from its decode record.
+    ``similarity(embeddings, text)``: per-frame cosine to the caption (the encoder's)."""
     caption = _text(row.get("caption"))
     meta = {
         "key": row["key"],
@@ -153,7 +155,7 @@ def finish_sample(
     extra = {k: _plain(v) for k, v in row.get("extra", {}).items()}
     meta.update({k: v for k, v in extra.items() if k not in meta})
     if job.caption_similarity and embeddings is not None and caption:
-        meta["caption_similarity"] = [round(float(s), 5) for s in encoder.similarity(
+        meta["caption_similarity"] = [round(float(s), 5) for s in similarity(
             embeddings, caption)]  # fmt: skip
     return Sample(index, row["key"], meta, embeddings, caption, extra)
 

@@ -8,11 +8,7 @@ bounded queues: a slow encoder makes the decoders wait, never fills memory.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,20 +17,15 @@ import numpy as np
 from tqdm import tqdm
 
 from video2numpy.reader import stream_videos
-from video2numpy.status import FAILED_TO_FETCH, SUCCESS
+from video2numpy.status import SUCCESS
 
-from .dataset import EncodeJob, finish_sample, open_destination, prepare_run
+from .assembly import Assembly
+from .dataset import EncodeJob, open_destination, prepare_run
 from .encoder import Encoder
-from .tars import tar_rows
-from .writer import ShardWriter
-
-FAILED_TO_ENCODE = "failed_to_encode"
 
 
 @dataclass
 class _Video:
-    shard: int  # position in the list of shards to do
-    row: int  # position in its shard
     parts: list[np.ndarray | None] = field(default_factory=list)
     frames: int = 0  # frames sent to the encoder
     encoded: int = 0  # frames whose embeddings came back
@@ -48,53 +39,9 @@ def encode_dataset(
     """Run ``job`` with the local executor; returns the run's summary (see ``prepare_run``)."""
     encoder = encoder or Encoder(job.encoder)  # first: a bad model leaves no empty dest
     fs, dest = open_destination(job.dest)
-    run = prepare_run(job, encoder, fs, dest)
-    shards = run["todo"]
-    videos: list[_Video] = []
-    writers: dict[int, ShardWriter] = {}
-    summary = run["summary"]
-    scratch = tempfile.mkdtemp(prefix="clip-video-encode-")
-
-    def sources():
-        """Input rows in shard order, as the decode pool asks for them."""
-        for s, shard in enumerate(shards):
-            known = shard.tar is None
-            writers[s] = ShardWriter(
-                fs, dest, shard.name, len(shard.rows) if known else None,
-                encoder.embed_dim, run["captions"], job.output_format,
-            )  # fmt: skip
-            rows = shard.rows if known else tar_rows(shard.tar, scratch)
-            for r, row in enumerate(rows):
-                if not known:
-                    shard.rows.append(row)
-                videos.append(_Video(s, r))
-                yield {"location": row.get("fetch", row["location"]),
-                       "start": row["start"], "end": row["end"]}  # fmt: skip
-            if not known:  # a tar's writer cannot complete before its size is known
-                writers[s].n_rows = len(shard.rows)
-                close_complete()
-
-    def close_complete() -> None:
-        for s in [s for s, w in writers.items() if w.complete]:
-            summary.shard_done(writers.pop(s).close())
-
-    def finish(i: int) -> None:
-        video = videos[i]
-        row = shards[video.shard].rows[video.row]
-        record = dict(video.record)
-        embeddings = None
-        if row.get("missing_member"):
-            record.update(status=FAILED_TO_FETCH, error_message=row["missing_member"])
-        elif video.error is not None:
-            record.update(status=FAILED_TO_ENCODE, error_message=video.error)
-        elif record["status"] == SUCCESS and video.parts:
-            embeddings = np.concatenate(video.parts)
-        sample = finish_sample(row, video.row, record, embeddings, encoder, job)
-        writers[video.shard].add(sample)
-        summary.count(sample.meta)
-        video.parts = []
-        close_complete()
-
+    run = prepare_run(job, encoder.describe(), fs, dest)
+    assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity)
+    videos: dict[int, _Video] = {}
     pipeline = _EncodeThread(encoder.encode, encoder.batch_size)
     waiting: set[int] = set()  # decoded videos whose frames are still being encoded
 
@@ -108,21 +55,23 @@ def encode_dataset(
                 video.parts[offset] = result
         for i in [i for i in waiting if videos[i].encoded >= videos[i].frames]:
             waiting.discard(i)
-            finish(i)
+            video = videos.pop(i)
+            ok = video.record["status"] == SUCCESS and video.parts and video.error is None
+            embeddings = np.concatenate(video.parts) if ok else None
+            assembly.finish(i, video.record, embeddings, video.error)
 
-    total = sum(len(s.rows) for s in shards) if all(s.tar is None for s in shards) else None
-    bar = tqdm(total=total, unit="video", disable=_quiet(progress), desc="encode")
+    bar = tqdm(total=assembly.total, unit="video", disable=_quiet(progress), desc="encode")
     try:
-        stream = stream_videos(sources(), run["frames"], job.workers, job.timeout)
+        stream = stream_videos(assembly.sources(), run["frames"], job.workers, job.timeout)
         for chunk in stream:
-            video = videos[chunk.index]
+            video = videos.setdefault(chunk.index, _Video())
             if len(chunk.frames):
                 video.parts.append(None)
                 video.frames += len(chunk.frames)
                 pipeline.put(chunk.index, len(video.parts) - 1, chunk.frames)
             if chunk.record is not None:
                 video.record = chunk.record
-                _remove_scratch(shards[video.shard].rows[video.row], scratch)
+                assembly.decoded(chunk.index)
                 bar.update(1)
                 if chunk.record["status"] != SUCCESS:
                     pipeline.forget(chunk.index)
@@ -134,21 +83,13 @@ def encode_dataset(
             pipeline.wait()
             collect()
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
+        assembly.abort()
         raise
     finally:
         pipeline.stop()
         bar.close()
-        shutil.rmtree(scratch, ignore_errors=True)
-    return summary.finish()
-
-
-def _remove_scratch(row: dict, scratch: str) -> None:
-    path = row.get("fetch")
-    if path and path.startswith(scratch):
-        with contextlib.suppress(OSError):
-            os.remove(path)
+    assembly.close()
+    return run["summary"].finish()
 
 
 def _quiet(progress: bool | None) -> bool | None:
