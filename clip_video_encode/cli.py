@@ -59,7 +59,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--save-columns", default="", help="comma-separated columns for KEY.json")
     group = parser.add_argument_group("run")
     group.add_argument("--samples-per-shard", type=int, default=1000)
-    group.add_argument("--distributor", choices=["local"], default="local")
+    group.add_argument(
+        "--distributor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: worker processes and one encoder here; ray: decode and encoder actors on"
+        " a Ray cluster (RAY_ADDRESS or --ray-address; a Ray instance here if neither)",
+    )
+    group = parser.add_argument_group("ray (with --distributor ray)")
+    group.add_argument("--ray-address", help="cluster to join (default: RAY_ADDRESS)")
+    group.add_argument("--decoders", type=int, help="decode actors (the CPUs the encoders leave)")
+    group.add_argument("--encoders", type=int, help="encoder actors (one per GPU, else 1)")
+    group.add_argument(
+        "--encoder-cpus",
+        type=float,
+        default=1.0,
+        help="CPUs an encoder actor reserves on a cluster without GPUs (1)",
+    )
     group.add_argument(
         "--output-format",
         choices=["webdataset", "files"],
@@ -105,14 +121,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    from .local import encode_dataset
-
+    progress = False if args.quiet else None
     try:
-        summary = encode_dataset(job, progress=False if args.quiet else None)
+        if args.distributor == "ray":
+            from .ray_executor import RayOptions, encode_dataset_ray
+
+            ray_options = RayOptions(
+                address=args.ray_address,
+                decoders=args.decoders,
+                encoders=args.encoders,
+                encoder_cpus=args.encoder_cpus,
+            )
+            summary = encode_dataset_ray(job, ray_options, progress)
+        else:
+            from .local import encode_dataset
+
+            summary = encode_dataset(job, progress=progress)
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
-    skipped = summary["shards_skipped"]
+    skipped, redone = summary["shards_skipped"], summary.get("redone", 0)
     detail = ", ".join(
         f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"
     )
@@ -122,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{f' ({detail})' if detail else ''}, {summary['frames']} frames;"
         f" {summary['shards_written']} shards written"
         f"{f', {skipped} already done' if skipped else ''}"
+        f"{f'; {redone} videos redone after a lost worker' if redone else ''}"
         f" -> {summary['dest']}",
         file=sys.stderr,
     )

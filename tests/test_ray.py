@@ -1,0 +1,182 @@
+"""The Ray executor on a real local multi-node cluster: same shards as the local executor, and
+every row exactly once when a decode actor's process or a whole worker node is killed."""
+
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+from conftest import MODEL  # noqa: E402
+
+from clip_video_encode.cli import main  # noqa: E402
+from clip_video_encode.dataset import EncodeJob  # noqa: E402
+from clip_video_encode.encoder import EncoderOptions  # noqa: E402
+from clip_video_encode.ray_executor import RayOptions, encode_dataset_ray  # noqa: E402
+from video2numpy import FrameOptions, Sampling  # noqa: E402
+from video2numpy.synth import write_video  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and two worker nodes of one CPU each, shared by this module's tests."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=cluster.address, log_to_driver=False)
+    cluster.wait_for_nodes()
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ray_videos")
+    paths = []
+    for i in range(10):
+        path = str(root / f"clip{i}.mp4")
+        write_video(path, n_frames=90 + 15 * i, fps=30, width=160, height=120)
+        paths.append(path)
+    return paths
+
+
+def table_of(tmp_path, paths, extra_rows=()):
+    lines = ["location,caption,start,end,split"]
+    lines += [f"{p},clip number {i},,,train" for i, p in enumerate(paths)]
+    lines += list(extra_rows)
+    table = tmp_path / "videos.csv"
+    table.write_text("\n".join(lines) + "\n")
+    return str(table)
+
+
+def read_shards(dest):
+    """Everything a reader sees: per key, the json and the embeddings; per shard, parquet."""
+    samples, parquet = {}, {}
+    for name in sorted(os.listdir(dest)):
+        if name.endswith(".tar"):
+            with tarfile.open(os.path.join(dest, name)) as tar:
+                for member in tar:
+                    key, ext = member.name.split(".", 1)
+                    data = tar.extractfile(member).read()
+                    entry = samples.setdefault(key, {"order": len(samples)})
+                    entry[ext] = np.load(io.BytesIO(data)) if ext == "npy" else data
+        elif name.endswith(".parquet"):
+            parquet[name] = pq.read_table(os.path.join(dest, name)).to_pylist()
+    return samples, parquet
+
+
+def job_for(table, dest, checkpoint, **kwargs):
+    return EncodeJob(
+        table,
+        str(dest),
+        FrameOptions(Sampling(fps=4)),
+        EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=8),
+        samples_per_shard=4,
+        **kwargs,
+    )
+
+
+def test_same_shards_as_the_local_executor(cluster, clips, checkpoint, tmp_path):
+    bad = "/no/such/video.mp4,missing,,,train"
+    window = f"{clips[3]},a window,1.0,2.0,val"
+    table = table_of(tmp_path, clips[:6], [bad, window])
+    ray_dest, local_dest = tmp_path / "ray", tmp_path / "local"
+    common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
+              "--samples-per-shard", "4", "--quiet", "--precision", "fp32"]  # fmt: skip
+    assert main([table, "--dest", str(ray_dest), "--distributor", "ray", *common]) == 1
+    assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 1
+    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
+    ray_samples, ray_parquet = read_shards(ray_dest)
+    local_samples, local_parquet = read_shards(local_dest)
+    assert ray_parquet == local_parquet
+    assert list(ray_samples) == list(local_samples)  # keys, in the same order
+    assert len(ray_samples) == 8
+    for key, ours in ray_samples.items():
+        theirs = local_samples[key]
+        assert ours["json"] == theirs["json"] and ours["txt"] == theirs["txt"]
+        assert ours["npy"].shape == theirs["npy"].shape
+        np.testing.assert_allclose(ours["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+    meta = json.loads(ray_samples["000012"]["json"])
+    assert meta["status"] == "failed_to_fetch" and meta["split"] == "train"
+    assert (ray_dest / "splits.csv").read_text() == (local_dest / "splits.csv").read_text()
+
+
+def run_in_thread(job, options):
+    result = {}
+
+    def target():
+        try:
+            result["summary"] = encode_dataset_ray(job, options, progress=False)
+        except BaseException as exc:  # surfaced by the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, result
+
+
+def wait_for_decoding(timeout=60.0):
+    """Processes of decode actors busy with a video (Ray names them in the process title)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = []
+        for process in psutil.process_iter(["cmdline"]):
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("ray::DecodeWorker.decode"):
+                busy.append(process)
+        if busy:
+            return busy
+        time.sleep(0.05)
+    raise AssertionError("no decode actor started")
+
+
+def assert_every_row_once(dest, n_rows):
+    samples, parquet = read_shards(dest)
+    keys = [r["key"] for rows in parquet.values() for r in rows]
+    assert len(keys) == len(set(keys)) == n_rows
+    assert sorted(samples) == sorted(keys)
+    statuses = [r["status"] for rows in parquet.values() for r in rows]
+    assert statuses == ["success"] * n_rows
+    for key, sample in samples.items():
+        meta = json.loads(sample["json"])
+        assert len(sample["npy"]) == meta["n_frames"] == len(meta["timestamps"]) > 0, key
+
+
+def test_decode_actor_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
+    table = table_of(tmp_path, clips)
+    dest = tmp_path / "killed"
+    job = job_for(table, dest, checkpoint)
+    thread, result = run_in_thread(job, RayOptions(encoder_cpus=0))
+    victim = wait_for_decoding()[0]
+    victim.kill()  # SIGKILL, as the kernel's OOM killer would
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    assert result["summary"]["successes"] == 10
+    assert result["summary"]["redone"] >= 1  # the killed actor's video, decoded again
+    assert_every_row_once(dest, 10)
+
+
+def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
+    cluster_, workers = cluster
+    table = table_of(tmp_path, clips)
+    dest = tmp_path / "node_lost"
+    job = job_for(table, dest, checkpoint)
+    thread, result = run_in_thread(job, RayOptions(encoder_cpus=0))
+    wait_for_decoding()
+    time.sleep(0.5)
+    cluster_.remove_node(workers[1])  # its raylet and every actor on it die
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    assert result["summary"]["successes"] == 10
+    assert result["summary"]["redone"] >= 1
+    assert_every_row_once(dest, 10)
