@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CPUs an encoder actor reserves on a cluster without GPUs (1)",
     )
     group.add_argument(
+        "--encoder-gpus",
+        type=float,
+        help="GPUs per encoder actor (default: 1 if the cluster has GPUs now, else 0)",
+    )
+    group.add_argument(
         "--output-format",
         choices=["webdataset", "files"],
         default="webdataset",
@@ -131,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 decoders=args.decoders,
                 encoders=args.encoders,
                 encoder_cpus=args.encoder_cpus,
+                encoder_gpus=args.encoder_gpus,
             )
             summary = encode_dataset_ray(job, ray_options, progress)
         else:

@@ -25,6 +25,7 @@ as failed. A driver that dies leaves uncommitted shards, which a rerun redoes.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections import deque
@@ -47,6 +48,7 @@ class RayOptions:
     decoders: int | None = None  # None: the cluster's CPUs left after the encoders
     encoders: int | None = None  # None: one per GPU, or one where there is no GPU
     encoder_cpus: float = 1.0  # CPUs an encoder actor reserves where there is no GPU
+    encoder_gpus: float | None = None  # GPUs per encoder (None: 1 if the cluster has GPUs)
     encoder_threads: int | None = None  # torch threads of a CPU encoder (None: its node's cores)
     max_attempts: int = 3  # decodes of one video whose actor died, before it is failed
     local_cpus: int | None = None  # CPUs of a Ray instance started here (None: all)
@@ -159,12 +161,15 @@ class _Run:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         cpus = int(resources.get("CPU", 1))
-        self.n_encoders = options.encoders or max(gpus, 1)
-        encoder_cpus = 0 if gpus else options.encoder_cpus
+        # Pool sizes follow the resources present now; on an autoscaling cluster, name them
+        # (--decoders, --encoders, --encoder-gpus) and the autoscaler adds the nodes.
+        gpu_each = options.encoder_gpus if options.encoder_gpus is not None else min(gpus, 1)
+        self.n_encoders = options.encoders or (int(gpus // gpu_each) if gpu_each else 1)
+        encoder_cpus = 0 if gpu_each else options.encoder_cpus
         # Leave the encoders their CPUs: decoders asking for every CPU would starve them.
         self.n_decoders = options.decoders or max(1, int(cpus - self.n_encoders * encoder_cpus))
         self.encoder_actor = ray.remote(EncodeWorker).options(
-            num_gpus=1 if gpus else 0, num_cpus=encoder_cpus, max_concurrency=1
+            num_gpus=gpu_each, num_cpus=encoder_cpus, max_concurrency=1
         )
         self.decoder_actor = ray.remote(DecodeWorker).options(num_cpus=1)
         self.progress = progress
@@ -203,6 +208,7 @@ class _Run:
         sources = enumerate(self.assembly.sources())
         self.more = True
         self.redone = 0  # decodes started again after an actor or node was lost
+        self.began = self.reported = time.monotonic()
         try:
             while self.more or self.queue or self.decoding or self.batch or self.in_flight:
                 self._start_decodes(sources)
@@ -431,6 +437,24 @@ class _Run:
         del self.videos[index]
         self.assembly.finish(index, video.record, embeddings, video.error)
         self.bar.update(1)
+        self._report()
+
+    def _report(self, every: float = 30.0) -> None:
+        """Without a progress bar (a cluster job's log), a line every ``every`` seconds."""
+        now = time.monotonic()
+        if not self.bar.disable or self.progress is False or now - self.reported < every:
+            return
+        self.reported = now
+        summary, done = self.assembly.summary, self.assembly.finished
+        rate = done / max(now - self.began, 1e-9)
+        total = f"/{self.assembly.total}" if self.assembly.total is not None else ""
+        print(
+            f"clip-video-encode: {done}{total} videos ({rate:.2f}/s), shards"
+            f" {summary.done_shards}/{summary.todo} written, {self.n_decoders} decoders,"
+            f" {self.n_encoders} encoders, {self.redone} redone",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _load_error(exc: Exception) -> Exception:

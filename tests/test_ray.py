@@ -180,3 +180,44 @@ def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
     assert result["summary"]["successes"] == 10
     assert result["summary"]["redone"] >= 1
     assert_every_row_once(dest, 10)
+
+
+def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    cluster_, _ = cluster
+    table = table_of(tmp_path, clips)
+    dest = tmp_path / "resumed"
+    argv = [sys.executable, "-m", "clip_video_encode.cli", table, "--dest", str(dest),
+            "--distributor", "ray", "--model", MODEL, "--pretrained", checkpoint, "--fps", "4",
+            "--batch-size", "8", "--samples-per-shard", "4", "--precision", "fp32",
+            "--encoder-cpus", "0", "--quiet"]  # fmt: skip
+    env = {**os.environ, "RAY_ADDRESS": cluster_.address}
+    driver = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (dest / "00000_stats.json").exists() and time.monotonic() < deadline:
+        assert driver.poll() is None, driver.stderr.read().decode()
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert not (dest / "00002_stats.json").exists()  # killed mid-run
+    job = job_for(table, dest, checkpoint)
+    summary = encode_dataset_ray(job, RayOptions(encoder_cpus=0), progress=False)
+    assert summary["shards_skipped"] >= 1 and summary["shards_written"] >= 1
+    assert_every_row_once(dest, 10)
+    assert not [n for n in os.listdir(dest) if "partial" in n or n.startswith(".")]
+
+
+def test_ray_job_entry_point(cluster, clips, checkpoint, tmp_path, capsys):
+    from jobs.encode import run
+
+    table = table_of(tmp_path, clips[:2])
+    dest = tmp_path / "job"
+    code = run([table, "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+                "--num-frames", "2", "--encoder-cpus", "0", "--quiet"])  # fmt: skip
+    assert code == 0
+    assert "2 succeeded" in capsys.readouterr().err
+    assert json.loads((dest / "run.json").read_text())["model"] == MODEL
+    assert [r["n_frames"] for r in pq.read_table(dest / "00000.parquet").to_pylist()] == [2, 2]

@@ -1,0 +1,1 @@
+"""Ray cluster batch jobs: ``encode.py`` is what ``ray job submit`` runs."""
