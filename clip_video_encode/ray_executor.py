@@ -57,15 +57,14 @@ class RayOptions:
 class DecodeWorker:
     """Fetches, decodes and samples videos (a Ray actor, one CPU)."""
 
-    def __init__(self, options: FrameOptions) -> None:
-        self.options = options
+    def __init__(self) -> None:
         # Downloads and tar members live here only while their video is decoded.
         self.workdir = tempfile.mkdtemp(prefix="clip-video-encode-decode-")
 
     def pid(self) -> int:
         return os.getpid()
 
-    def decode(self, video: int, source: dict, data: bytes | None = None):
+    def decode(self, video: int, source: dict, options: FrameOptions, data: bytes | None = None):
         """Yields ``{"n": k}`` then the (k, H, W, 3) frames, per chunk; lastly
         ``{"n": 0, "record": ...}``. ``data``: the video's bytes, for a file only the driver
         can read (a webdataset tar member)."""
@@ -77,7 +76,7 @@ class DecodeWorker:
                 f.write(data)
             source = {**source, "location": path}
         try:
-            for chunk in sample_video(Task.from_source(video, source), self.options, self.workdir):
+            for chunk in sample_video(Task.from_source(video, source), options, self.workdir):
                 if len(chunk.frames):
                     yield {"n": len(chunk.frames)}
                     yield chunk.frames
@@ -94,8 +93,9 @@ class EncodeWorker:
     def __init__(self, options: EncoderOptions, threads: int | None) -> None:
         import torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        # Ray limits an actor's threads to its CPU reservation (one, or none at all): a CPU
+        # encoder would run on one core. Use the node's cores, as the local executor does.
+        torch.set_num_threads(threads or os.cpu_count() or 1)
         self.encoder = Encoder(options)
 
     def pid(self) -> int:
@@ -179,6 +179,8 @@ class _Run:
         threads = self.options.encoder_threads
         self.encoders = [self.encoder_actor.remote(job.encoder, threads) for _ in
                          range(self.n_encoders)]  # fmt: skip
+        # Decoders start while the encoders load the model (frame options come per video).
+        self.decoders = [self._new_decoder() for _ in range(self.n_decoders)]
         try:
             description, batch_size = ray.get(
                 [self.encoders[0].describe.remote(), self.encoders[0].batch_size.remote()]
@@ -193,7 +195,6 @@ class _Run:
         self.batch_size = batch_size
         # Frames the driver may hold refs to (decoded, not yet encoded) across all videos.
         self.frames_limit = 4 * batch_size * self.n_encoders
-        self.decoders = [self._new_decoder() for _ in range(self.n_decoders)]
         self.idle = deque(self.decoders)
         self.starting: dict[object, object] = {}  # pid ref -> replacement decoder starting
         self.videos: dict[int, _Video] = {}
@@ -226,7 +227,7 @@ class _Run:
     # -- decoding ---------------------------------------------------------------------------
 
     def _new_decoder(self):
-        return self.decoder_actor.remote(self.frame_options)
+        return self.decoder_actor.remote()
 
     def _start_decodes(self, sources) -> None:
         while self.idle and self.held < self.frames_limit:
@@ -248,16 +249,19 @@ class _Run:
                 with open(state.source["location"], "rb") as f:  # only the driver has it
                     data = self.ray.put(f.read())
             generator = actor.decode.options(_generator_backpressure_num_objects=2).remote(
-                video, state.source, data
+                video, state.source, self.frame_options, data
             )
             self.decoding.append(_Decoding(video, state.attempt, actor, generator))
 
     def _step(self) -> None:
         """Wait for the next header, frames or embeddings, and act on it."""
         ray = self.ray
+        if not self.decoding and not self.more and not self.queue:
+            self._flush(force=True)  # the last frames: no full batch will come
         pulling = self.held < self.frames_limit
-        waitables = [d.generator for d in self.decoding] if pulling else []
-        waitables += list(self.in_flight) + list(self.starting)
+        # Finished batches first: ray.wait reports the first ready item of the list.
+        waitables = list(self.in_flight) + list(self.starting)
+        waitables += [d.generator for d in self.decoding] if pulling else []
         if not waitables:
             self._flush(force=True)
             return
