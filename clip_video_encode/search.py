@@ -1,0 +1,210 @@
+"""Search inside videos: a text or image query against an embedding dataset gives ranked
+moments ``(key, id, start_s, end_s, score)``.
+
+The first query builds a search index next to the dataset (``DATASET/_search/``): every
+frame's embedding L2-normalised into one float16 ``.npy`` (streamed shard by shard, never the
+whole dataset in memory), a frame table (video, timestamp) and a video table. Queries
+memory-map it and score it in slices, so a few million frames search on one machine in
+bounded memory. The index is rebuilt when the dataset's committed shards change.
+
+Moments come from each video's own similarity curve: frames scoring above a threshold set
+between the curve's median and its maximum are kept, and kept frames closer than a gap merge
+into one moment (an optional moving average smooths the curve first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from video2numpy.npy import NpyWriter
+
+from .read import iter_samples, shard_urls
+
+INDEX_DIR = "_search"
+
+
+@dataclass(frozen=True)
+class Moment:
+    key: str
+    id: str | None
+    start_s: float
+    end_s: float
+    score: float
+    peak_s: float  # timestamp of the best frame
+    video: int  # row of the video table
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MomentOptions:
+    threshold: float = 0.5  # 0: the curve's median, 1: its maximum
+    min_gap: float = 2.0  # seconds: kept frames closer than this join one moment
+    smooth: int = 1  # frames in the moving average (1: none)
+    per_video: int = 1  # moments kept per video
+
+
+class SearchIndex:
+    """The memory-mapped frames of a dataset and their tables."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.embeddings = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r")
+        frames = pq.read_table(os.path.join(folder, "frames.parquet"))
+        self.frame_video = frames.column("video").to_numpy()
+        self.frame_time = frames.column("timestamp").to_numpy()
+        self.videos = pq.read_table(os.path.join(folder, "videos.parquet")).to_pylist()
+        # Frames of a video are contiguous: video v is rows offsets[v]:offsets[v + 1].
+        counts = np.bincount(self.frame_video, minlength=len(self.videos))
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        with open(os.path.join(folder, "index.json")) as f:
+            self.info = json.load(f)
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def scores(self, query: np.ndarray, slice_rows: int = 1 << 16) -> np.ndarray:
+        """Cosine similarity of every frame to ``query`` (float32), slice by slice."""
+        q = np.asarray(query, np.float32).ravel()
+        q = q / (np.linalg.norm(q) + 1e-12)
+        out = np.empty(len(self.embeddings), np.float32)
+        for lo in range(0, len(out), slice_rows):
+            out[lo : lo + slice_rows] = self.embeddings[lo : lo + slice_rows].astype(np.float32) @ q
+        return out
+
+    def curve(self, video: int, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.offsets[video], self.offsets[video + 1]
+        return self.frame_time[lo:hi], scores[lo:hi]
+
+
+def build_index(dataset: str, folder: str | None = None) -> str:
+    """Write the search index of ``dataset`` (a local folder) unless an up-to-date one exists;
+    returns its folder."""
+    folder = folder or os.path.join(dataset, INDEX_DIR)
+    shards = [os.path.basename(u) for u in shard_urls(dataset)]
+    info_path = os.path.join(folder, "index.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            if json.load(f).get("shards") == shards:
+                return folder
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(dataset, "run.json")) as f:
+        run = json.load(f)
+    writer: NpyWriter | None = None
+    frame_video: list[np.ndarray] = []
+    frame_time: list[np.ndarray] = []
+    videos: list[dict] = []
+    tmp = os.path.join(folder, "embeddings.npy.partial")
+    for key, embeddings, meta in iter_samples(dataset):
+        if embeddings is None or len(embeddings) == 0:
+            continue
+        e = embeddings.astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+        if writer is None:
+            writer = NpyWriter(tmp, (e.shape[1],), dtype=np.float16)
+        writer.append(e.astype(np.float16))
+        frame_video.append(np.full(len(e), len(videos), np.int32))
+        frame_time.append(np.asarray(meta.get("timestamps") or np.arange(len(e)), np.float64))
+        videos.append(
+            {
+                "key": key,
+                "id": None if meta.get("id") is None else str(meta["id"]),
+                "location": meta.get("location"),
+                "caption": meta.get("caption"),
+                "duration": meta.get("duration"),
+                "start": meta.get("start"),
+                "end": meta.get("end"),
+            }
+        )
+    if writer is None:
+        raise ValueError(f"{dataset} has no successfully encoded video to search")
+    writer.close()
+    os.replace(tmp, os.path.join(folder, "embeddings.npy"))
+    pq.write_table(
+        pa.table({"video": np.concatenate(frame_video), "timestamp": np.concatenate(frame_time)}),
+        os.path.join(folder, "frames.parquet"),
+    )
+    pq.write_table(pa.Table.from_pylist(videos), os.path.join(folder, "videos.parquet"))
+    with open(info_path, "w") as f:  # last: the index is complete
+        json.dump({"shards": shards, "model": run.get("model"),
+                   "pretrained": run.get("pretrained"), "frames": int(sum(map(len, frame_time))),
+                   "videos": len(videos)}, f, indent=1)  # fmt: skip
+    return folder
+
+
+def moments_of(
+    times: np.ndarray, scores: np.ndarray, options: MomentOptions = MomentOptions()
+) -> list[tuple[float, float, float, float]]:
+    """``(start_s, end_s, score, peak_s)`` of the moments in one video's similarity curve,
+    best first. A moment spans its kept frames; its end is the last kept frame's time plus
+    the curve's typical frame spacing (so a one-frame moment has a length)."""
+    times = np.asarray(times, np.float64)
+    scores = np.asarray(scores, np.float64)
+    if len(scores) == 0:
+        return []
+    if options.smooth > 1 and len(scores) > 1:
+        kernel = np.ones(min(options.smooth, len(scores))) / min(options.smooth, len(scores))
+        padded = np.pad(scores, (len(kernel) // 2, len(kernel) - 1 - len(kernel) // 2), "edge")
+        scores = np.convolve(padded, kernel, mode="valid")
+    low, high = np.median(scores), scores.max()
+    threshold = low + options.threshold * (high - low)
+    keep = np.flatnonzero(scores >= threshold - 1e-12)
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    groups: list[list[int]] = []
+    for i in keep:
+        if groups and times[i] - times[groups[-1][-1]] <= options.min_gap + 1e-9:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = []
+    for group in groups:
+        best = max(group, key=lambda i: scores[i])
+        out.append((float(times[group[0]]), float(times[group[-1]] + step),
+                    float(scores[best]), float(times[best])))  # fmt: skip
+    return sorted(out, key=lambda m: -m[2])
+
+
+def search(
+    index: SearchIndex,
+    query: np.ndarray,
+    top: int = 10,
+    options: MomentOptions = MomentOptions(),
+    contrast: np.ndarray | None = None,
+) -> list[Moment]:
+    """The ``top`` moments for a query embedding. ``contrast``: a generic prompt's embedding;
+    scores become the softmax probability of the query against it (CLIP's usual scale, 100),
+    which discounts frames that match anything."""
+    scores = index.scores(query)
+    if contrast is not None:
+        generic = index.scores(contrast)
+        scores = 1.0 / (1.0 + np.exp(-100.0 * (scores - generic)))
+    n_videos = len(index.videos)
+    best = np.full(n_videos, -np.inf, np.float32)
+    np.maximum.at(best, index.frame_video, scores)
+    # Only the best videos can hold the best moments: a video's moments score <= its best frame.
+    candidates = np.argsort(-best, kind="stable")[: max(top * 4, top)]
+    found: list[Moment] = []
+    for video in candidates:
+        times, curve = index.curve(int(video), scores)
+        for start, end, score, peak in moments_of(times, curve, options)[: options.per_video]:
+            meta = index.videos[int(video)]
+            found.append(Moment(meta["key"], meta["id"], start, end, score, peak, int(video)))
+    found.sort(key=lambda m: (-m.score, m.key, m.start_s))
+    return found[:top]
+
+
+def iter_top_frames(index: SearchIndex, query: np.ndarray, k: int) -> Iterator[tuple[int, float]]:
+    """The ``k`` best frames (row, score), exactly, best first."""
+    scores = index.scores(query)
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    for row in top[np.argsort(-scores[top], kind="stable")]:
+        yield int(row), float(scores[row])

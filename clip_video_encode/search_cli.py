@@ -1,0 +1,112 @@
+"""``clip-video-search DATASET QUERY``: the moments of a dataset's videos that match a text or
+an image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from .encoder import Encoder, EncoderLoadError, EncoderOptions
+from .search import MomentOptions, SearchIndex, build_index, search
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+
+
+def query_encoder(run: dict, pretrained: str | None, device: str) -> Encoder:
+    """The dataset's own model (``run.json``) with its text tower, under the weight rules."""
+    weights = pretrained or run.get("pretrained")
+    if str(weights).lower() == "none":
+        raise EncoderLoadError(
+            "this dataset was encoded with random weights (--pretrained none) that were not"
+            " saved, so no query can be embedded in its space; encode with a checkpoint file"
+            " or a tag, or pass --pretrained with the file it was encoded from"
+        )
+    options = EncoderOptions(run["model"], weights, "fp32", device, text=True)
+    return Encoder(options)
+
+
+def embed_query(encoder: Encoder, query: str) -> tuple[np.ndarray, str]:
+    """A text's or an image file's embedding, and which it was."""
+    if os.path.isfile(query) and query.lower().endswith(IMAGE_SUFFIXES):
+        from PIL import Image
+
+        with Image.open(query) as image:
+            pixels = np.array(image.convert("RGB"))
+        return encoder.encode(pixels[None])[0].astype(np.float32), "image"
+    return encoder.encode_text([query])[0], "text"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="clip-video-search",
+        description="Find the moments of a clip-video-encode dataset's videos that match a"
+        " text or an image (QUERY naming an image file).",
+    )
+    parser.add_argument("dataset", help="a clip-video-encode output folder")
+    parser.add_argument("query", help="text, or the path of an image file")
+    parser.add_argument("--top", type=int, default=10, help="moments to show (10)")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="moment threshold between a video's median (0) and best (1) score",
+    )
+    parser.add_argument(
+        "--min-gap",
+        type=float,
+        default=2.0,
+        help="kept frames closer than this many seconds join one moment (2)",
+    )
+    parser.add_argument("--smooth", type=int, default=1, help="moving average, in frames (1)")
+    parser.add_argument("--per-video", type=int, default=1, help="moments per video (1)")
+    parser.add_argument(
+        "--contrast",
+        metavar="TEXT",
+        help="score as softmax against a generic prompt, e.g. 'a video frame'",
+    )
+    parser.add_argument("--pretrained", help="weights (default: those run.json names)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", action="store_true", help="print the moments as JSON lines")
+    args = parser.parse_args(argv)
+    try:
+        with open(os.path.join(args.dataset, "run.json")) as f:
+            run = json.load(f)
+        encoder = query_encoder(run, args.pretrained, args.device)
+        index = SearchIndex(build_index(args.dataset))
+        query, kind = embed_query(encoder, args.query)
+        contrast = encoder.encode_text([args.contrast])[0] if args.contrast else None
+    except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"clip-video-search: {exc}", file=sys.stderr)
+        return 2
+    options = MomentOptions(args.threshold, args.min_gap, args.smooth, args.per_video)
+    moments = search(index, query, args.top, options, contrast)
+    if args.json:
+        for m in moments:
+            print(
+                json.dumps(
+                    {
+                        **m.as_dict(),
+                        "caption": index.videos[m.video]["caption"],
+                        "location": index.videos[m.video]["location"],
+                    }
+                )
+            )
+        return 0
+    print(f"{kind} query, {len(index)} frames of {len(index.videos)} videos")
+    print(f"{'score':>7}  {'start':>8}  {'end':>8}  {'key':<12} id / caption")
+    for m in moments:
+        caption = index.videos[m.video]["caption"] or ""
+        print(
+            f"{m.score:7.4f}  {m.start_s:8.2f}  {m.end_s:8.2f}  {m.key:<12} {m.id or ''}"
+            f"{'  ' + caption[:60] if caption else ''}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
