@@ -179,13 +179,27 @@ def search(
     options: MomentOptions = MomentOptions(),
     contrast: np.ndarray | None = None,
 ) -> list[Moment]:
-    """The ``top`` moments for a query embedding. ``contrast``: a generic prompt's embedding;
-    scores become the softmax probability of the query against it (CLIP's usual scale, 100),
-    which discounts frames that match anything."""
+    """The ``top`` moments for a query embedding (see :func:`frame_scores`)."""
+    return rank_moments(index, frame_scores(index, query, contrast), top, options)
+
+
+def frame_scores(
+    index: SearchIndex, query: np.ndarray, contrast: np.ndarray | None = None
+) -> np.ndarray:
+    """Every frame's score: cosine similarity to ``query``; with ``contrast`` (a generic
+    prompt's embedding) the softmax probability of the query against it at CLIP's usual
+    scale of 100, which discounts frames that match anything."""
     scores = index.scores(query)
     if contrast is not None:
         generic = index.scores(contrast)
         scores = 1.0 / (1.0 + np.exp(-100.0 * (scores - generic)))
+    return scores
+
+
+def rank_moments(
+    index: SearchIndex, scores: np.ndarray, top: int = 10, options: MomentOptions = MomentOptions()
+) -> list[Moment]:
+    """The ``top`` moments given every frame's score."""
     n_videos = len(index.videos)
     best = np.full(n_videos, -np.inf, np.float32)
     np.maximum.at(best, index.frame_video, scores)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .encoder import Encoder, EncoderLoadError, EncoderOptions
-from .search import MomentOptions, SearchIndex, build_index, search
+from .search import MomentOptions, SearchIndex, build_index, frame_scores, rank_moments
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
@@ -72,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pretrained", help="weights (default: those run.json names)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print the moments as JSON lines")
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a page with thumbnails and similarity plots (opens without a server)",
+    )
     args = parser.parse_args(argv)
     try:
         with open(os.path.join(args.dataset, "run.json")) as f:
@@ -84,7 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clip-video-search: {exc}", file=sys.stderr)
         return 2
     options = MomentOptions(args.threshold, args.min_gap, args.smooth, args.per_video)
-    moments = search(index, query, args.top, options, contrast)
+    scores = frame_scores(index, query, contrast)
+    moments = rank_moments(index, scores, args.top, options)
+    if args.html:
+        from .report import write_report
+
+        write_report(args.html, index, moments, scores, args.query)
+        print(f"clip-video-search: {len(moments)} moments -> {args.html}", file=sys.stderr)
     if args.json:
         for m in moments:
             print(

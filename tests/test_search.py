@@ -146,3 +146,72 @@ def test_random_weight_datasets_cannot_be_queried(tmp_path, capsys):
     (dest / "run.json").write_text(json.dumps({"model": "ViT-S-32", "pretrained": "none"}))
     assert main([str(dest), "a dog"]) == 2
     assert "random weights" in capsys.readouterr().err
+
+
+def test_html_report_has_thumbnails_and_curves(dataset, tmp_path, capsys):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from clip_video_encode.report import thumbnail
+    from clip_video_encode.search_cli import main
+    from video2numpy import FrameOptions, Resize, Sampling, read_videos
+
+    dest, paths = dataset
+    frames, _ = next(read_videos([paths[1]], FrameOptions(Sampling(fps=2)), workers=0))
+    image = tmp_path / "query.png"
+    Image.fromarray(frames[2]).save(image)  # video 1 at 1.0 s
+    page = tmp_path / "report.html"
+    assert main([dest, str(image), "--top", "3", "--html", str(page)]) == 0
+    text = page.read_text()
+    assert text.count('class="hit"') == 3 and text.count("<polyline") == 3
+    uris = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', text)
+    assert len(uris) == 3
+    # The first thumbnail is the source video's frame at the best moment's time.
+    thumb = np.asarray(Image.open(io.BytesIO(base64.b64decode(uris[0]))).convert("RGB"))
+    native, _ = next(read_videos([paths[1]], FrameOptions(Sampling(fps=2), Resize(0, "native")),
+                                 workers=0))  # fmt: skip
+    assert thumb.shape == native[2].shape
+    assert np.abs(thumb.astype(int) - native[2].astype(int)).mean() < 12
+    assert thumbnail("/no/such/video.mp4", 1.0) is None
+    capsys.readouterr()
+
+
+def colourful_pixels(png) -> int:
+    from PIL import Image
+
+    hsv = np.asarray(Image.open(png).convert("HSV")).astype(int)
+    return int(((hsv[..., 1] > 128) & (hsv[..., 2] > 64)).sum())
+
+
+def test_html_report_renders_in_headless_chromium(dataset, tmp_path):
+    import shutil
+    import subprocess
+
+    from clip_video_encode.report import write_report
+    from clip_video_encode.search import frame_scores, rank_moments
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH (.ci/run installs Debian's chromium package)")
+    dest, _ = dataset
+    index = SearchIndex(build_index(dest))
+    query = np.asarray(index.embeddings[5], np.float32)
+    scores = frame_scores(index, query)
+    moments = rank_moments(index, scores, top=3)
+    counts = {}
+    for with_thumbnails in (True, False):
+        page = tmp_path / f"report_{with_thumbnails}.html"
+        write_report(str(page), index, moments, scores, "frame 5", thumbnails=with_thumbnails)
+        shot = tmp_path / f"shot_{with_thumbnails}.png"
+        subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--screenshot={shot}", "--window-size=1000,700", page.as_uri()],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        counts[with_thumbnails] = colourful_pixels(shot)
+    # The thumbnails (random colour blocks) loaded and were painted: thousands of colourful
+    # pixels that the page without them does not have.
+    assert counts[True] > counts[False] + 20000, counts
