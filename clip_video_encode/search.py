@@ -71,13 +71,21 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self.embeddings)
 
-    def scores(self, query: np.ndarray, slice_rows: int = 1 << 16) -> np.ndarray:
-        """Cosine similarity of every frame to ``query`` (float32), slice by slice."""
+    def scores(self, query: np.ndarray, slice_rows: int = 1 << 14) -> np.ndarray:
+        """Cosine similarity of every frame to ``query`` (float32). The file is read slice by
+        slice into one buffer rather than through the memory map, so that scanning millions
+        of frames keeps the process's memory at a slice (the OS page cache still helps)."""
         q = np.asarray(query, np.float32).ravel()
         q = q / (np.linalg.norm(q) + 1e-12)
-        out = np.empty(len(self.embeddings), np.float32)
-        for lo in range(0, len(out), slice_rows):
-            out[lo : lo + slice_rows] = self.embeddings[lo : lo + slice_rows].astype(np.float32) @ q
+        n, dim = self.embeddings.shape
+        out = np.empty(n, np.float32)
+        buffer = np.empty((min(slice_rows, n), dim), np.float16)
+        with open(os.path.join(self.folder, "embeddings.npy"), "rb") as f:
+            f.seek(self.embeddings.offset)
+            for lo in range(0, n, slice_rows):
+                rows = buffer[: min(slice_rows, n - lo)]
+                f.readinto(memoryview(rows).cast("B"))
+                out[lo : lo + len(rows)] = rows.astype(np.float32) @ q
         return out
 
     def curve(self, video: int, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,49 +103,59 @@ def build_index(dataset: str, folder: str | None = None) -> str:
         with open(info_path) as f:
             if json.load(f).get("shards") == shards:
                 return folder
-    os.makedirs(folder, exist_ok=True)
     with open(os.path.join(dataset, "run.json")) as f:
         run = json.load(f)
+
+    def videos() -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+        for key, embeddings, meta in iter_samples(dataset):
+            if embeddings is None or len(embeddings) == 0:
+                continue
+            video = {k: meta.get(k) for k in ("location", "caption", "duration", "start", "end")}
+            video["key"] = key
+            video["id"] = None if meta.get("id") is None else str(meta["id"])
+            times = meta.get("timestamps") or np.arange(len(embeddings))
+            yield video, embeddings, np.asarray(times, np.float64)
+
+    info = {"shards": shards, "model": run.get("model"), "pretrained": run.get("pretrained")}
+    try:
+        write_index(folder, videos(), info)
+    except ValueError as exc:
+        raise ValueError(f"{dataset}: {exc}") from exc
+    return folder
+
+
+def write_index(
+    folder: str, videos: Iterator[tuple[dict, np.ndarray, np.ndarray]], info: dict
+) -> None:
+    """Write a search index from ``(video metadata, embeddings, timestamps)`` per video,
+    streaming the embeddings (L2-normalised, float16) to disk; ``index.json`` comes last."""
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, "embeddings.npy.partial")
     writer: NpyWriter | None = None
     frame_video: list[np.ndarray] = []
     frame_time: list[np.ndarray] = []
-    videos: list[dict] = []
-    tmp = os.path.join(folder, "embeddings.npy.partial")
-    for key, embeddings, meta in iter_samples(dataset):
-        if embeddings is None or len(embeddings) == 0:
-            continue
-        e = embeddings.astype(np.float32)
-        e /= np.linalg.norm(e, axis=1, keepdims=True) + 1e-12
+    table: list[dict] = []
+    for video, embeddings, times in videos:
+        e = np.asarray(embeddings, np.float32)
+        e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
         if writer is None:
             writer = NpyWriter(tmp, (e.shape[1],), dtype=np.float16)
         writer.append(e.astype(np.float16))
-        frame_video.append(np.full(len(e), len(videos), np.int32))
-        frame_time.append(np.asarray(meta.get("timestamps") or np.arange(len(e)), np.float64))
-        videos.append(
-            {
-                "key": key,
-                "id": None if meta.get("id") is None else str(meta["id"]),
-                "location": meta.get("location"),
-                "caption": meta.get("caption"),
-                "duration": meta.get("duration"),
-                "start": meta.get("start"),
-                "end": meta.get("end"),
-            }
-        )
+        frame_video.append(np.full(len(e), len(table), np.int32))
+        frame_time.append(np.asarray(times, np.float64))
+        table.append(video)
     if writer is None:
-        raise ValueError(f"{dataset} has no successfully encoded video to search")
+        raise ValueError("no successfully encoded video to search")
     writer.close()
     os.replace(tmp, os.path.join(folder, "embeddings.npy"))
     pq.write_table(
         pa.table({"video": np.concatenate(frame_video), "timestamp": np.concatenate(frame_time)}),
         os.path.join(folder, "frames.parquet"),
     )
-    pq.write_table(pa.Table.from_pylist(videos), os.path.join(folder, "videos.parquet"))
-    with open(info_path, "w") as f:  # last: the index is complete
-        json.dump({"shards": shards, "model": run.get("model"),
-                   "pretrained": run.get("pretrained"), "frames": int(sum(map(len, frame_time))),
-                   "videos": len(videos)}, f, indent=1)  # fmt: skip
-    return folder
+    pq.write_table(pa.Table.from_pylist(table), os.path.join(folder, "videos.parquet"))
+    info = {**info, "frames": int(sum(map(len, frame_time))), "videos": len(table)}
+    with open(os.path.join(folder, "index.json"), "w") as f:  # last: the index is complete
+        json.dump(info, f, indent=1)
 
 
 def moments_of(
@@ -211,6 +229,63 @@ def rank_moments(
         for start, end, score, peak in moments_of(times, curve, options)[: options.per_video]:
             meta = index.videos[int(video)]
             found.append(Moment(meta["key"], meta["id"], start, end, score, peak, int(video)))
+    found.sort(key=lambda m: (-m.score, m.key, m.start_s))
+    return found[:top]
+
+
+ANN_FILE = "ann.faiss"
+
+
+def build_ann(index: SearchIndex, nprobe: int = 16, slice_rows: int = 1 << 16):
+    """An approximate index of the frames (faiss IVF with 8-bit scalar quantisation: a byte per
+    dimension, inner product), built once and saved next to the search index; rebuilt with it.
+    Trained on up to 100k frames, filled slice by slice, so memory stays bounded."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError("the ANN index needs faiss: pip install faiss-cpu") from exc
+    path = os.path.join(index.folder, ANN_FILE)
+    if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(
+        os.path.join(index.folder, "index.json")
+    ):
+        ann = faiss.read_index(path)
+    else:
+        n, dim = index.embeddings.shape
+        nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))
+        ann = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 100_000), replace=False)
+        ann.train(np.ascontiguousarray(index.embeddings[np.sort(sample)], np.float32))
+        for lo in range(0, n, slice_rows):
+            ann.add(np.ascontiguousarray(index.embeddings[lo : lo + slice_rows], np.float32))
+        faiss.write_index(ann, path + ".partial")
+        os.replace(path + ".partial", path)
+    ann.nprobe = nprobe
+    return ann
+
+
+def rank_moments_ann(
+    index: SearchIndex,
+    ann,
+    query: np.ndarray,
+    top: int = 10,
+    options: MomentOptions = MomentOptions(),
+    candidates: int = 50,
+) -> list[Moment]:
+    """Like :func:`rank_moments`, but only the videos of the ANN's best ``top * candidates``
+    frames are scored (exactly, frame by frame) instead of every frame."""
+    q = np.asarray(query, np.float32).ravel()
+    q = q / (np.linalg.norm(q) + 1e-12)
+    _, rows = ann.search(q[None], min(len(index), top * candidates))
+    videos = list(dict.fromkeys(int(index.frame_video[r]) for r in rows[0] if r >= 0))
+    found: list[Moment] = []
+    for video in videos:
+        lo, hi = index.offsets[video], index.offsets[video + 1]
+        curve = index.embeddings[lo:hi].astype(np.float32) @ q
+        for start, end, score, peak in moments_of(index.frame_time[lo:hi], curve, options)[
+            : options.per_video
+        ]:
+            meta = index.videos[video]
+            found.append(Moment(meta["key"], meta["id"], start, end, score, peak, video))
     found.sort(key=lambda m: (-m.score, m.key, m.start_s))
     return found[:top]
 

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from .encoder import Encoder, EncoderLoadError, EncoderOptions
-from .search import MomentOptions, SearchIndex, build_index, frame_scores, rank_moments
+from .search import (
+    MomentOptions,
+    SearchIndex,
+    build_ann,
+    build_index,
+    frame_scores,
+    rank_moments,
+    rank_moments_ann,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
@@ -69,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="TEXT",
         help="score as softmax against a generic prompt, e.g. 'a video frame'",
     )
+    parser.add_argument(
+        "--ann",
+        action="store_true",
+        help="approximate search (faiss IVF index, built once into DATASET/_search)",
+    )
+    parser.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (16)")
     parser.add_argument("--pretrained", help="weights (default: those run.json names)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print the moments as JSON lines")
@@ -89,8 +103,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clip-video-search: {exc}", file=sys.stderr)
         return 2
     options = MomentOptions(args.threshold, args.min_gap, args.smooth, args.per_video)
-    scores = frame_scores(index, query, contrast)
-    moments = rank_moments(index, scores, args.top, options)
+    if args.ann and contrast is not None:
+        print("clip-video-search: --contrast needs the exact search", file=sys.stderr)
+        return 2
+    if args.ann:
+        try:
+            ann = build_ann(index, args.nprobe)
+        except ImportError as exc:
+            print(f"clip-video-search: {exc}", file=sys.stderr)
+            return 2
+        moments = rank_moments_ann(index, ann, query, args.top, options)
+        scores = frame_scores(index, query) if args.html else None  # the plots need every frame
+    else:
+        scores = frame_scores(index, query, contrast)
+        moments = rank_moments(index, scores, args.top, options)
     if args.html:
         from .report import write_report
 

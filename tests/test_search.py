@@ -215,3 +215,24 @@ def test_html_report_renders_in_headless_chromium(dataset, tmp_path):
     # The thumbnails (random colour blocks) loaded and were painted: thousands of colourful
     # pixels that the page without them does not have.
     assert counts[True] > counts[False] + 20000, counts
+
+
+def test_ann_index_agrees_with_exact_search(dataset):
+    pytest.importorskip("faiss")
+    import os
+
+    from clip_video_encode.search import ANN_FILE, build_ann, rank_moments_ann
+
+    dest, _ = dataset
+    index = SearchIndex(build_index(dest))
+    ann = build_ann(index)
+    saved = os.path.join(index.folder, ANN_FILE)
+    stamp = os.path.getmtime(saved)
+    assert build_ann(index).ntotal == len(index) and os.path.getmtime(saved) == stamp  # reused
+    for row in (0, 7, 13):
+        query = np.asarray(index.embeddings[row], np.float32)
+        exact = search(index, query, top=3)
+        approx = rank_moments_ann(index, ann, query, top=3)
+        assert [m.key for m in approx] == [m.key for m in exact]
+        assert [m.peak_s for m in approx] == [m.peak_s for m in exact]
+        assert approx[0].score == pytest.approx(exact[0].score, abs=1e-6)
