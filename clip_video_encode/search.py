@@ -14,6 +14,7 @@ into one moment (an optional moving average smooths the curve first).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -93,18 +94,39 @@ class SearchIndex:
         return self.frame_time[lo:hi], scores[lo:hi]
 
 
+def index_folder(dataset: str) -> str:
+    """Where a dataset's search index lives: inside a local dataset; for a remote one (an
+    fsspec URL) in a local cache folder named after the URL."""
+    if "://" not in dataset or dataset.startswith("file://"):
+        return os.path.join(dataset.removeprefix("file://"), INDEX_DIR)
+    digest = hashlib.sha1(dataset.rstrip("/").encode()).hexdigest()[:16]
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    return os.path.join(cache, "clip-video-search", digest)
+
+
+def read_run(dataset: str) -> dict:
+    """A dataset's ``run.json`` (local or fsspec URL)."""
+    import fsspec
+
+    try:
+        with fsspec.open(f"{dataset.rstrip('/')}/run.json", "r") as f:
+            return json.load(f)
+    except FileNotFoundError as exc:
+        message = f"{dataset} has no run.json: not a clip-video-encode dataset"
+        raise FileNotFoundError(message) from exc
+
+
 def build_index(dataset: str, folder: str | None = None) -> str:
-    """Write the search index of ``dataset`` (a local folder) unless an up-to-date one exists;
-    returns its folder."""
-    folder = folder or os.path.join(dataset, INDEX_DIR)
-    shards = [os.path.basename(u) for u in shard_urls(dataset)]
+    """Write the search index of ``dataset`` (a folder or fsspec URL) unless an up-to-date one
+    exists; returns its folder (see :func:`index_folder`)."""
+    folder = folder or index_folder(dataset)
+    shards = [u.rstrip("/").rsplit("/", 1)[-1] for u in shard_urls(dataset)]
     info_path = os.path.join(folder, "index.json")
     if os.path.exists(info_path):
         with open(info_path) as f:
             if json.load(f).get("shards") == shards:
                 return folder
-    with open(os.path.join(dataset, "run.json")) as f:
-        run = json.load(f)
+    run = read_run(dataset)
 
     def videos() -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
         for key, embeddings, meta in iter_samples(dataset):

@@ -20,6 +20,7 @@ from .search import (
     frame_scores,
     rank_moments,
     rank_moments_ann,
+    read_run,
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Find the moments of a clip-video-encode dataset's videos that match a"
         " text or an image (QUERY naming an image file).",
     )
-    parser.add_argument("dataset", help="a clip-video-encode output folder")
+    parser.add_argument(
+        "dataset", help="a clip-video-encode output folder or fsspec URL (s3://bucket/ds)"
+    )
     parser.add_argument("query", help="text, or the path of an image file")
     parser.add_argument("--top", type=int, default=10, help="moments to show (10)")
     parser.add_argument(
@@ -93,8 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        with open(os.path.join(args.dataset, "run.json")) as f:
-            run = json.load(f)
+        run = read_run(args.dataset)
         encoder = query_encoder(run, args.pretrained, args.device)
         index = SearchIndex(build_index(args.dataset))
         query, kind = embed_query(encoder, args.query)

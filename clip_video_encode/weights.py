@@ -99,7 +99,6 @@ def _assign_checkpoint(model_name: str, checkpoint: str, tag_cfg: dict, text: bo
     kept towers need is not in the checkpoint (a buffer computed at construction)."""
     import open_clip
     import torch
-    from open_clip.transform import merge_preprocess_dict
 
     try:
         with torch.device("meta"), _quiet_random_init_warning():
@@ -121,10 +120,7 @@ def _assign_checkpoint(model_name: str, checkpoint: str, tag_cfg: dict, text: bo
     kept = model.visual if (not text and image_tower_alone(model)) else model
     if any(t.is_meta for t in itertools.chain(kept.parameters(), kept.buffers())):
         return None
-    if tag_cfg:  # the tag's own mean/std/interpolation, as create_model would set them
-        tag_preprocess = {k: v for k, v in tag_cfg.items() if k != "size"}
-        cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_preprocess)
-        open_clip.set_model_preprocess_cfg(model, cfg)
+    _tag_preprocess(model, tag_cfg)
     return model
 
 
@@ -176,13 +172,21 @@ def _create(model_name: str, checkpoint, device: str, cache_dir, tag_cfg=None):
         )
     except Exception as exc:
         raise EncoderLoadError(f"cannot load {model_name} from {checkpoint}: {exc}") from exc
-    if tag_cfg:
-        from open_clip.transform import merge_preprocess_dict
-
-        tag_preprocess = {k: v for k, v in tag_cfg.items() if k != "size"}
-        cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_preprocess)
-        open_clip.set_model_preprocess_cfg(model, cfg)
+    _tag_preprocess(model, tag_cfg)
     return model.eval()
+
+
+def _tag_preprocess(model, tag_cfg: dict | None) -> None:
+    """The tag's own mean/std/interpolation, as create_model sets them for a tag (the size
+    stays the model's)."""
+    if not tag_cfg:
+        return
+    import open_clip
+    from open_clip.transform import merge_preprocess_dict
+
+    tag_preprocess = {k: v for k, v in tag_cfg.items() if k != "size"}
+    cfg = merge_preprocess_dict(open_clip.get_model_preprocess_cfg(model), tag_preprocess)
+    open_clip.set_model_preprocess_cfg(model, cfg)
 
 
 def _download_error(model_name: str, tag: str, cause) -> EncoderLoadError:

@@ -416,3 +416,15 @@ def test_a_shard_of_only_failures_is_written(videos, tmp_path, checkpoint):
     assert encode(listing, tmp_path / "out", checkpoint, "--samples-per-shard", "2") == 1
     stats = [json.loads((tmp_path / "out" / f"0000{i}_stats.json").read_text()) for i in (0, 1)]
     assert [s["successes"] for s in stats] == [0, 1] and [s["count"] for s in stats] == [2, 2]
+
+
+def test_a_tags_own_preprocessing_is_kept(checkpoint):
+    # Tags such as SigLIP's or some laion ones normalise with their own mean and std; the
+    # meta-device loading must keep them as open_clip's create_model does.
+    from clip_video_encode.weights import _assign_checkpoint
+
+    tag_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "size": 999}
+    model = _assign_checkpoint(MODEL, checkpoint, tag_cfg, text=False)
+    cfg = open_clip.get_model_preprocess_cfg(model)
+    assert tuple(cfg["mean"]) == (0.5, 0.5, 0.5) and tuple(cfg["std"]) == (0.5, 0.5, 0.5)
+    assert tuple(cfg["size"]) == (224, 224)  # the model's own input size, not the tag's

@@ -236,3 +236,30 @@ def test_ann_index_agrees_with_exact_search(dataset):
         assert [m.key for m in approx] == [m.key for m in exact]
         assert [m.peak_s for m in approx] == [m.peak_s for m in exact]
         assert approx[0].score == pytest.approx(exact[0].score, abs=1e-6)
+
+
+def test_remote_dataset_indexes_into_a_local_cache(
+    dataset, tmp_path, monkeypatch, capsys, checkpoint
+):
+    from conftest import MODEL
+    from PIL import Image
+
+    from clip_video_encode.cli import main as encode
+    from clip_video_encode.search_cli import main
+    from video2numpy import FrameOptions, Sampling, read_videos
+
+    _, paths = dataset
+    table = tmp_path / "two.csv"
+    table.write_text("location,id\n" + "".join(f"{p},v{i}\n" for i, p in enumerate(paths[:2])))
+    url = "memory://search-remote/ds"
+    assert encode([str(table), "--dest", url, "--model", MODEL, "--pretrained", checkpoint,
+                   "--fps", "2", "--quiet"]) == 0  # fmt: skip
+    frames, _ = next(read_videos([paths[1]], FrameOptions(Sampling(fps=2)), workers=0))
+    image = tmp_path / "q.png"
+    Image.fromarray(frames[1]).save(image)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main([url, str(image), "--json", "--top", "1"]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hit["id"] == "v1" and hit["peak_s"] == pytest.approx(0.5)
+    cached = list((tmp_path / "cache" / "clip-video-search").iterdir())
+    assert len(cached) == 1 and (cached[0] / "index.json").exists()
