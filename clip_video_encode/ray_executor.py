@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -124,6 +125,16 @@ class _Video:
     error: str | None = None
 
 
+class _Piece(NamedTuple):
+    """One chunk of frames on its way to an encoder."""
+
+    video: int
+    attempt: int  # the video's decode attempt it came from (later attempts supersede it)
+    part: int  # its position among the video's chunks
+    ref: object  # the frames, in the object store
+    n: int  # frames
+
+
 @dataclass
 class _Decoding:
     video: int
@@ -200,7 +211,7 @@ class _Run:
         self.videos: dict[int, _Video] = {}
         self.queue: deque[int] = deque()  # videos to (re)decode, before new sources
         self.decoding: list[_Decoding] = []
-        self.batch: list[tuple[int, int, int, object, int]] = []  # video, attempt, part, ref, n
+        self.batch: list[_Piece] = []  # frames waiting for a full batch
         self.held = 0  # frames in self.batch and in flight to encoders
         self.in_flight: dict[object, tuple[object, list]] = {}  # ref -> (encoder, pieces)
         self.load = {id(e): 0 for e in self.encoders}
@@ -291,7 +302,7 @@ class _Run:
                 if video.attempt == d.attempt:
                     video.parts.append(None)
                     video.pending += 1
-                    self.batch.append((d.video, d.attempt, len(video.parts) - 1, ref, n))
+                    self.batch.append(_Piece(d.video, d.attempt, len(video.parts) - 1, ref, n))
                     self.held += n
                     self._flush()
             else:
@@ -368,13 +379,13 @@ class _Run:
 
     def _flush(self, force: bool = False) -> None:
         """Send the frames gathered so far to the least busy encoder, once a batch is full."""
-        while self.batch and (force or sum(p[4] for p in self.batch) >= self.batch_size):
+        while self.batch and (force or sum(p.n for p in self.batch) >= self.batch_size):
             pieces, n = [], 0
             while self.batch and n < self.batch_size:
                 pieces.append(self.batch.pop(0))
-                n += pieces[-1][4]
+                n += pieces[-1].n
             encoder = min(self.encoders, key=lambda e: self.load[id(e)])
-            ref = encoder.encode.remote(*[p[3] for p in pieces])
+            ref = encoder.encode.remote(*[p.ref for p in pieces])
             self.in_flight[ref] = (encoder, pieces)
             self.load[id(encoder)] += 1
 
@@ -382,40 +393,40 @@ class _Run:
         ray = self.ray
         encoder, pieces = self.in_flight.pop(ref)
         self.load[id(encoder)] = self.load.get(id(encoder), 1) - 1
-        self.held -= sum(p[4] for p in pieces)
+        self.held -= sum(p.n for p in pieces)
         try:
             embeddings = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
             # The encoder died, or a decoder died before its frames were stored.
             if getattr(exc, "actor_id", None) == encoder._actor_id.hex():
                 self._replace_encoder(encoder)
-            for video in {p[0] for p in pieces if self._current(p)}:
+            for video in {p.video for p in pieces if self._current(p)}:
                 self._restart(video, f"encoder lost: {type(exc).__name__}: {exc}")
             return
         except ray.exceptions.RayTaskError as exc:  # e.g. out of memory: these videos fail
             for p in pieces:
                 if self._current(p):
-                    video = self.videos[p[0]]
+                    video = self.videos[p.video]
                     video.error = f"encoding failed: {exc.cause!r}"
                     video.pending -= 1
-                    self._maybe_finish(p[0])
+                    self._maybe_finish(p.video)
             return
         lo = 0
         for p in pieces:
             if self._current(p):
-                video = self.videos[p[0]]
-                video.parts[p[2]] = embeddings[lo : lo + p[4]]
+                video = self.videos[p.video]
+                video.parts[p.part] = embeddings[lo : lo + p.n]
                 video.pending -= 1
-                self._maybe_finish(p[0])
-            lo += p[4]
+                self._maybe_finish(p.video)
+            lo += p.n
 
     def _current(self, piece) -> bool:
-        video = self.videos.get(piece[0])
-        return video is not None and video.attempt == piece[1]
+        video = self.videos.get(piece.video)
+        return video is not None and video.attempt == piece.attempt
 
     def _drop_pieces(self, index: int) -> None:
-        kept = [p for p in self.batch if p[0] != index]
-        self.held -= sum(p[4] for p in self.batch if p[0] == index)
+        kept = [p for p in self.batch if p.video != index]
+        self.held -= sum(p.n for p in self.batch if p.video == index)
         self.batch = kept
 
     def _replace_encoder(self, dead) -> None:
