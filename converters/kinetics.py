@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import register
 from .core import (
+    ConvertError,
     clip_key,
     expect,
     normalise_split,
@@ -32,13 +33,9 @@ def convert(paths, options, report):
             expect(bool(youtube_id), path, "empty youtube_id", line)
             try:
                 start, end = float(raw["time_start"]), float(raw["time_end"])
-            except (TypeError, ValueError):
-                expect(
-                    False,
-                    path,
-                    f"time_start/time_end not numbers: {raw['time_start']!r}, {raw['time_end']!r}",
-                    line,
-                )
+            except (TypeError, ValueError) as exc:
+                times = f"{raw['time_start']!r}, {raw['time_end']!r}"
+                raise ConvertError(path, f"time_start/time_end not numbers: {times}", line) from exc
             expect(end > start, path, f"time_end {end} is not after time_start {start}", line)
             label = (raw.get("label") or "").strip() or None
             row = {

@@ -6,7 +6,7 @@ the first English one (``KEY.txt``), ``captions`` all ten, ``captions_zh`` the C
 from __future__ import annotations
 
 from . import register
-from .core import expect, read_json, split_clip_key, split_from_filename, youtube_url
+from .core import ConvertError, expect, read_json, split_clip_key, split_from_filename, youtube_url
 
 
 @register("vatex", "VATEX v1.0/v1.1 (English and Chinese captions)", "vatex_*.json")
@@ -25,7 +25,7 @@ def convert(paths, options, report):
             try:
                 youtube_id, start, end = split_clip_key(str(item["videoID"]))
             except ValueError as exc:
-                expect(False, path, f"item {i}: {exc}")
+                raise ConvertError(path, f"item {i}: {exc}") from exc
             english = [str(c).strip() for c in item.get("enCap") or []]
             chinese = [str(c).strip() for c in item.get("chCap") or []]
             rows.append(

@@ -8,7 +8,7 @@ folder or flat).
 from __future__ import annotations
 
 from . import register
-from .core import expect, iso_duration, read_csv, split_from_filename
+from .core import ConvertError, expect, iso_duration, read_csv, split_from_filename
 
 
 @register("webvid", "WebVid-2M/10M (results_*.csv)", "results_2M_train.csv, results_2M_val.csv")
@@ -25,7 +25,7 @@ def convert(paths, options, report):
                 try:
                     duration = iso_duration(raw["duration"])
                 except ValueError as exc:
-                    expect(False, path, str(exc), line)
+                    raise ConvertError(path, str(exc), line) from exc
             rows.append(
                 {
                     "id": video_id,

@@ -221,3 +221,14 @@ def test_ray_job_entry_point(cluster, clips, checkpoint, tmp_path, capsys):
     assert "2 succeeded" in capsys.readouterr().err
     assert json.loads((dest / "run.json").read_text())["model"] == MODEL
     assert [r["n_frames"] for r in pq.read_table(dest / "00000.parquet").to_pylist()] == [2, 2]
+
+
+def test_bad_weights_are_a_clear_error_before_any_output(cluster, clips, tmp_path, capsys):
+    table = table_of(tmp_path, clips[:1])
+    dest = tmp_path / "never"
+    code = main([table, "--dest", str(dest), "--distributor", "ray", "--model", MODEL,
+                 "--pretrained", "no_such_tag", "--encoder-cpus", "0", "--quiet"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'no_such_tag' is neither a file nor an open_clip tag" in err
+    assert "Traceback" not in err and not dest.exists()
