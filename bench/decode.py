@@ -9,7 +9,11 @@ measured side by side in one run, single-threaded as the worker pool runs them:
                --num-frames 8
 with frames/s, video-seconds decoded per second, and the ratio to the limit.
 Then the worker pool (one process per core) on several videos against the limit on as many
-processes.
+processes, the peak memory of the CLI, and how decoding time grows with a video's length:
+one video of 10, 20 and 40 minutes (--lengths) sampled at --fps 10, whose time per sampled
+frame must stay flat (linear cost), next to decoding every frame of the same file.
+
+Run one part alone with --sections (speed, pool, memory, length).
 """
 
 from __future__ import annotations
@@ -74,8 +78,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(__file__), "_videos"))
+    parser.add_argument("--sections", default="speed,pool,memory,length")
+    parser.add_argument("--lengths", default="10,20,40", help="minutes, for the length section")
     args = parser.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
+    sections = set(args.sections.split(","))
+    if "length" in sections:
+        length_scaling(args.workdir, [float(m) for m in args.lengths.split(",")])
+    if not sections & {"speed", "pool", "memory"}:
+        return
     paths = {}
     for name, (w, h) in SIZES.items():
         paths[name] = os.path.join(args.workdir, f"{name}_{args.seconds}s.mp4")
@@ -91,6 +102,38 @@ def main() -> None:
                 texture=True,
             )
 
+    if "speed" in sections:
+        speed_section(paths, args)
+    if "pool" in sections:
+        pool_section(paths, args)
+    if "memory" in sections:
+        memory_section(paths, args)
+
+
+def length_scaling(workdir: str, minutes: list[float]) -> None:
+    """Sampled decoding must cost the same per frame however long the video."""
+    print("\nlength: one 30 fps 96x64 H.264 video (GOP 250) per length, --fps 10, pyav")
+    print(f"{'minutes':>7} {'frames':>7} {'sampled':>7} {'s':>7} {'ms/sampled':>10}"
+          f" {'full decode s':>13}")  # fmt: skip
+    per_frame = []
+    for m in minutes:
+        path = os.path.join(workdir, f"96p_{m:g}min.mp4")
+        if not os.path.exists(path):
+            print(f"generating {path} ...", flush=True)
+            write_video(path, n_frames=int(30 * 60 * m), fps=30, width=96, height=64, gop=250)
+        best = interleaved({"sampled": (sampled_decode, (path, "pyav", Sampling(fps=10))),
+                            "full": (full_decode, (path,))}, rounds=2)  # fmt: skip
+        seconds, n = best["sampled"]
+        per_frame.append(seconds / n)
+        print(f"{m:7g} {int(30 * 60 * m):7d} {n:7d} {seconds:7.2f} {1e3 * seconds / n:10.3f}"
+              f" {best['full'][0]:13.2f}")  # fmt: skip
+    print(
+        f"  time per sampled frame, longest / shortest: {per_frame[-1] / per_frame[0]:.2f}x"
+        " (1.0 = linear)"
+    )
+
+
+def speed_section(paths: dict, args) -> None:
     print(f"\nsingle process, 1 decoder thread, {args.seconds} s videos at 30 fps, output 224x224")
     print(f"best of {args.rounds} interleaved rounds")
     print(
@@ -111,6 +154,8 @@ def main() -> None:
                 f" {speed / limit:8.2f}x"
             )
 
+
+def pool_section(paths: dict, args) -> None:
     workers = default_workers()
     copies = [paths["360p"]] * (6 * workers)
     print(
@@ -143,6 +188,9 @@ def main() -> None:
             f" {speed / limit:.2f}x the limit ({limit:.0f}x realtime on {workers} processes)"
         )
 
+
+def memory_section(paths: dict, args) -> None:
+    workers = default_workers()
     print("\nmemory: peak RSS of the largest process of `video2numpy --fps 1` (workers included)")
     long_path = os.path.join(args.workdir, "160p_600s.mp4")
     if not os.path.exists(long_path):

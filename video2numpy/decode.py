@@ -22,6 +22,9 @@ from .resize import Resize
 from .status import DecodeError
 
 BACKENDS = ("auto", "pyav", "decord")
+# Decoders that read ``skip_frame`` on every packet. Others (libdav1d reads it once, when the
+# codec opens) would skip frames that were asked for, so they decode every frame.
+_SKIP_FRAME_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 
 
 @dataclass
@@ -58,12 +61,18 @@ def open_video(path: str, backend: str = "auto", threads: int = 1) -> PyAVVideo 
     """Open a local video file with the chosen backend; raises :class:`DecodeError`."""
     backend = resolve_backend(backend)
     if backend == "decord":
-        return DecordVideo(path, threads=threads)
+        video = DecordVideo(path, threads=threads)
+        if not video.preroll:
+            return video
+        # decord lists an edit list's pre-roll frames as frames and then indexes them
+        # inconsistently (sequential reads skip them, seeks do not): PyAV decodes such files.
     return PyAVVideo(path, threads=threads)
 
 
 class PyAVVideo:
     """A video opened with PyAV. ``frame_times`` are exact, from packet timestamps."""
+
+    backend = "pyav"
 
     def __init__(self, path: str, threads: int = 1) -> None:
         import av
@@ -85,29 +94,41 @@ class PyAVVideo:
                 self._origin = (
                     int(Fraction(origin, 1_000_000) / self.time_base) if origin is not None else 0
                 )
-                dec_pts, keyframe = [], []
+                dec_pts, keyframe, shown = [], [], []
                 for packet in container.demux(stream):
                     ts = packet.pts if packet.pts is not None else packet.dts
                     if ts is None or packet.size == 0:
                         continue
                     dec_pts.append(ts)
                     keyframe.append(packet.is_keyframe)
+                    # Pre-roll before an edit list's start: decoded for reference, never shown.
+                    shown.append(not packet.is_discard)
                 rate = stream.average_rate or stream.guessed_rate
                 codec = ctx.name
                 width, height = ctx.width, ctx.height
+                reorders = bool(ctx.has_b_frames)
         except DecodeError:
             raise
         except Exception as exc:  # av raises many error types for non-videos
             raise DecodeError(f"cannot open as a video: {exc}") from exc
-        if not dec_pts:
+        if not any(shown):
             raise DecodeError("the video stream has no frames")
 
-        # Packets in decode order; frame times are their sorted presentation times.
+        # Packets in decode order; frame times are the sorted presentation times of the shown.
         self._dec_pts = np.asarray(dec_pts, dtype=np.int64)
         self._key = np.asarray(keyframe, dtype=bool)
         if not self._key.any():
             self._key[0] = True  # some streams flag no keyframe; decoding from 0 still works
-        self.pts = np.unique(self._dec_pts)
+        self.pts = np.unique(self._dec_pts[np.asarray(shown, dtype=bool)])
+        # Built once per video: per-call structures over every packet made long videos
+        # quadratic. Decode position of each pts, and the last keyframe at or before each.
+        self._by_pts = np.argsort(self._dec_pts, kind="stable")
+        self._last_key = np.maximum.accumulate(np.where(self._key, np.arange(len(self._key)), 0))
+        # Containers such as AVI store decode-order timestamps: with B-frames, packet pts are
+        # then increasing in decode order and a decoded frame's pts is not its own. Frames are
+        # matched by their output order instead (every frame decoded, from the start).
+        self._by_order = reorders and bool(np.all(np.diff(self._dec_pts) > 0))
+        self._skips = codec in _SKIP_FRAME_CODECS and not self._by_order
         self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
         fps, self.end_time = _rate_and_end(self.frame_times, float(rate) if rate else 0.0)
         self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec)
@@ -115,16 +136,27 @@ class PyAVVideo:
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(frames, times)`` chunks for ``indices`` (sorted indices into frame_times)."""
+        """Yield ``(frames, times)`` chunks for ``indices`` (sorted indices into frame_times).
+
+        One decoding pass serves every chunk, so the cost is linear in the video's length."""
         indices = np.asarray(indices, dtype=np.int64)
         # Each target is decoded once, even when num_frames repeats it.
         targets, repeats = np.unique(self.pts[indices], return_counts=True)
         self.missing = 0
         retry = True
+        decoded = self._decode_targets(targets, resize, allow_seek=True)
+        ahead: tuple[int, np.ndarray] | None = None
         # Chunk by chunk, so memory holds one chunk of frames however long the video is.
         for lo in range(0, len(targets), chunk_frames):
             part, counts = targets[lo : lo + chunk_frames], repeats[lo : lo + chunk_frames]
-            got = dict(self._decode_targets(part, resize, allow_seek=True))
+            got: dict[int, np.ndarray] = {}
+            while True:
+                if ahead is None:
+                    ahead = next(decoded, None)
+                if ahead is None or ahead[0] > part[-1]:
+                    break  # the pass is past this chunk: what is missing was never produced
+                got[ahead[0]] = ahead[1]
+                ahead = None
             lost = np.asarray([t for t in part if int(t) not in got], dtype=np.int64)
             if len(lost) and retry:  # a seek that landed late, or corrupt data: decode plainly
                 found = dict(self._decode_targets(lost, resize, allow_seek=False))
@@ -141,27 +173,35 @@ class PyAVVideo:
             if frames:
                 yield np.stack(frames), np.asarray(times)
 
+    def _start_keyframe(self, pts: int) -> int:
+        """Decode index of the keyframe to start from for the frame shown at ``pts``."""
+        position = int(self._by_pts[np.searchsorted(self._dec_pts, pts, sorter=self._by_pts)])
+        k = int(self._last_key[position])
+        # A frame shown before its keyframe (open GOP) needs the GOP before it.
+        if pts < self._dec_pts[k] and k > 0:
+            k = int(self._last_key[k - 1])
+        return k
+
+    def _position(self, pts: int, default: int) -> int:
+        """Decode index of the packet with ``pts`` (``default`` if there is none)."""
+        i = int(np.searchsorted(self._dec_pts, pts, sorter=self._by_pts))
+        if i < len(self._by_pts) and self._dec_pts[self._by_pts[i]] == pts:
+            return int(self._by_pts[i])
+        return default
+
     def _decode_targets(
         self, targets: np.ndarray, resize: Resize, allow_seek: bool
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(pts, frame)`` for each target pts that decodes, in presentation order."""
-        import av
-
         if len(targets) == 0:
             return
-        dec_index = {int(p): i for i, p in enumerate(self._dec_pts)}
-        key_idx = np.where(self._key, np.arange(len(self._key)), 0)
-        last_key = np.maximum.accumulate(key_idx)
+        if self._by_order:
+            yield from self._decode_in_order(targets, resize)
+            return
+        import av
+
         target_set = {int(t) for t in targets}
         scaled = resize.scaled_size(self.meta.width, self.meta.height)
-
-        def start_keyframe(pts: int) -> int:
-            k = int(last_key[dec_index[pts]])
-            # A frame shown before its keyframe (open GOP) needs the GOP before it.
-            if pts < self._dec_pts[k] and k > 0:
-                k = int(last_key[k - 1])
-            return k
-
         with av.open(self.path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "SLICE"
@@ -170,7 +210,7 @@ class PyAVVideo:
             i, pos = 0, -1  # next target; decode index of the last packet fed
             sought = -1  # the keyframe last sought: a seek that lands early is not redone
             while i < len(targets):
-                need = start_keyframe(int(targets[i]))
+                need = self._start_keyframe(int(targets[i]))
                 if allow_seek and need > pos + 1 and need > sought:
                     container.seek(int(self._dec_pts[need]), stream=stream, backward=True)
                     sought, pos = need, need - 1
@@ -179,9 +219,10 @@ class PyAVVideo:
                     ts = packet.pts if packet.pts is not None else packet.dts
                     self.packets_fed += 1
                     if ts is not None and packet.size:
-                        pos = dec_index.get(int(ts), pos)
-                        ctx.skip_frame = "DEFAULT" if int(ts) in target_set else "NONREF"
-                    else:
+                        pos = self._position(int(ts), pos)
+                        if self._skips:  # only decoders that read skip_frame per packet
+                            ctx.skip_frame = "DEFAULT" if int(ts) in target_set else "NONREF"
+                    elif self._skips:
                         ctx.skip_frame = "DEFAULT"  # the flush packet at the end of the stream
                     try:
                         frames = packet.decode()
@@ -198,12 +239,42 @@ class PyAVVideo:
                             i += 1
                     if i >= len(targets):
                         break
-                    next_key = start_keyframe(int(targets[i]))
+                    next_key = self._start_keyframe(int(targets[i]))
                     if allow_seek and i > delivered and next_key > pos + 1 and next_key > sought:
                         jump = True
                         break
                 if not jump:
                     break  # end of stream: whatever is left was not in the file
+
+    def _decode_in_order(
+        self, targets: np.ndarray, resize: Resize
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Every frame from the start; the n-th frame out is the n-th in presentation order."""
+        import av
+
+        wanted = {int(t) for t in targets}
+        last = int(targets[-1])
+        scaled = resize.scaled_size(self.meta.width, self.meta.height)
+        with av.open(self.path, metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"
+            stream.thread_count = self.threads
+            n = 0
+            for packet in container.demux(stream):
+                self.packets_fed += 1
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                for frame in frames:
+                    if n >= len(self.pts):
+                        return
+                    pts = int(self.pts[n])
+                    n += 1
+                    if pts in wanted:
+                        yield pts, _to_rgb(frame, scaled, resize)
+                    if pts >= last:
+                        return
 
 
 def _to_rgb(frame, scaled: tuple[int, int], resize: Resize) -> np.ndarray:
@@ -215,6 +286,8 @@ def _to_rgb(frame, scaled: tuple[int, int], resize: Resize) -> np.ndarray:
 
 class DecordVideo:
     """A video opened with decord. ``frame_times`` come from decord's own index."""
+
+    backend = "decord"
 
     def __init__(self, path: str, threads: int = 1) -> None:
         try:
@@ -228,7 +301,7 @@ class DecordVideo:
         self.threads = threads
         self.missing = 0  # decord raises rather than dropping frames
         self._decord = decord
-        width, height, codec = _probe_size(path)
+        width, height, codec, self.preroll = _probe(path)
         self._size = (width, height)
         try:
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
@@ -279,16 +352,19 @@ def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     return fps, float(times[-1]) + (interval or (1.0 / fps if fps else 0.0))
 
 
-def _probe_size(path: str) -> tuple[int, int, str]:
-    """Picture size and codec from the container header, without decoding."""
+def _probe(path: str) -> tuple[int, int, str, bool]:
+    """Picture size, codec, and whether the stream has pre-roll (packets an edit list marks
+    as decoded but never shown), from the container alone, without decoding."""
     import av
 
     try:
         with av.open(path, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise DecodeError("no video stream in the file (audio-only or not a video)")
-            ctx = container.streams.video[0].codec_context
-            return ctx.width, ctx.height, ctx.name
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            preroll = any(p.is_discard for p in container.demux(stream) if p.size)
+            return ctx.width, ctx.height, ctx.name, preroll
     except DecodeError:
         raise
     except Exception as exc:

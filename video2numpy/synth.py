@@ -138,3 +138,24 @@ def _write_silence(container, stream, seconds: float) -> None:
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+
+
+def trim_copy(src: str, dest: str, seconds: float) -> None:
+    """Cut the first ``seconds`` off ``src`` without re-encoding, as trimming tools do
+    (``ffmpeg -ss S -c copy``): packets keep their bytes and are shifted back by ``seconds``,
+    so those before the cut get negative times; the MP4 muxer writes an edit list that starts
+    at the cut, and readers see the packets the cut frames need as pre-roll (decoded, never
+    shown)."""
+    import av
+
+    with av.open(src) as source, av.open(dest, "w") as out:
+        stream = source.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        shift = int(round(Fraction(seconds) / stream.time_base))
+        for packet in source.demux(stream):
+            if packet.dts is None:
+                continue  # the demuxer's flush packet
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = copy
+            out.mux(packet)

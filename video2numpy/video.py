@@ -92,6 +92,7 @@ def sample_video(task: Task, options: FrameOptions, workdir: str) -> Iterator[Ch
             if os.path.getsize(got.path) == 0:
                 raise DecodeError("the file is empty (0 bytes)")
             video = open_video(got.path, options.backend, options.threads)
+            record["backend"] = video.backend
             meta = video.meta
             record.update(meta.as_dict())
             shape = (0, *options.resize.output_shape(meta.width, meta.height))
