@@ -76,3 +76,39 @@ def test_stopping_early_stops_workers(videos):
     assert len(multiprocessing.active_children()) == 2
     stream.close()  # must not hang, and must not leave processes behind
     assert multiprocessing.active_children() == []
+
+
+def test_timeout_holds_while_other_workers_stream(http_root, videos):
+    """A worker stuck on a download is stopped about ``timeout`` seconds in, even while the
+    other worker sends chunks all the time to a consumer that takes its time."""
+    from video2numpy import FetchOptions
+
+    options = FrameOptions(
+        Sampling(), Resize(32), chunk_frames=4, fetch=FetchOptions(read_timeout=60)
+    )
+    sources = [f"{http_root}/stall.mp4", videos["long.mp4"]]
+    began = time.monotonic()
+    events = []
+    for chunk in stream_videos(sources, options, workers=2, timeout=1.5):
+        if chunk.record is not None:
+            events.append((chunk.index, chunk.record["status"], time.monotonic() - began))
+        time.sleep(0.02)  # 300 chunks of the long video: about 6 s of consuming
+    assert [e[:2] for e in events] == [(0, "timeout"), (1, "success")]
+    assert events[0][2] < 5.0, f"the stalled video was stopped only after {events[0][2]:.1f} s"
+    assert events[1][2] - events[0][2] > 1.0  # the long video was still streaming then
+
+
+def test_killed_worker_leaves_no_partial_download(http_root, videos, tmp_path, monkeypatch):
+    """The watchdog SIGKILLs a worker mid-download; its scratch folder goes with it."""
+    import tempfile
+
+    from video2numpy import FetchOptions
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # for the worker processes too
+    options = FrameOptions(Sampling(num_frames=2), Resize(32), fetch=FetchOptions(read_timeout=60))
+    sources = [f"{http_root}/trickle.mp4", videos["cfr.mp4"]]
+    for chunk in stream_videos(sources, options, workers=1, timeout=1.5):
+        if chunk.record is not None and chunk.index == 0:
+            assert chunk.record["status"] == "timeout"
+    assert list(tmp_path.iterdir()) == []  # every worker's folder removed, the killed one too

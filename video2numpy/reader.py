@@ -3,8 +3,10 @@
 Each worker owns a pipe to the parent. A worker blocks on sending its next chunk until the
 parent has taken the last one, so memory stays at about one chunk per worker however fast
 decoding is and however long the videos are. A worker that crashes (a decoder segfault) or
-sends nothing for ``timeout`` seconds while the parent waits is killed and replaced; its video
-gets a failed record and the others go on.
+has sent nothing for ``timeout`` seconds, and has nothing waiting to be read, is killed and
+replaced; its video gets a failed record and the others go on. Each worker's scratch folder
+(downloads, tar members) is made and removed by the parent, so a killed worker leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -80,8 +82,7 @@ def read_videos(
             yield np.concatenate(frames), chunk.record
 
 
-def _worker_main(conn: Connection, options: FrameOptions) -> None:
-    workdir = tempfile.mkdtemp(prefix="video2numpy-")
+def _worker_main(conn: Connection, options: FrameOptions, workdir: str) -> None:
     try:
         while True:
             task = conn.recv()
@@ -91,21 +92,23 @@ def _worker_main(conn: Connection, options: FrameOptions) -> None:
                 conn.send(chunk)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class _Worker:
     def __init__(self, ctx, options: FrameOptions) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(child, options), daemon=True)
+        # The parent owns the scratch folder: a worker killed mid-download cannot clean up.
+        self.workdir = tempfile.mkdtemp(prefix="video2numpy-worker-")
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, options, self.workdir), daemon=True
+        )
         self.process.start()
         child.close()
         self.task: Task | None = None
-        self.silent = 0.0  # seconds the parent has waited on this worker without a message
+        self.heard = time.monotonic()  # when this worker last sent something, or got a task
 
     def give(self, task: Task) -> None:
-        self.task, self.silent = task, 0.0
+        self.task, self.heard = task, time.monotonic()
         self.conn.send(task)
 
     def stop(self, kill: bool = False) -> None:
@@ -121,6 +124,7 @@ class _Worker:
             self.process.kill()
             self.process.join()
         self.conn.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class _Pool:
@@ -143,9 +147,8 @@ class _Pool:
             busy = [w for w in self.workers if w.task is not None]
             if not busy:
                 return
-            began = time.monotonic()
             ready = wait([w.conn for w in busy], timeout=min(1.0, timeout))
-            waited = time.monotonic() - began
+            now = time.monotonic()
             for i, worker in enumerate(self.workers):
                 if worker.task is None:
                     continue
@@ -159,13 +162,14 @@ class _Pool:
                             f" (exit code {worker.process.exitcode})",
                         )
                         continue
-                    worker.silent = 0.0
+                    worker.heard = time.monotonic()
                     if chunk.record is not None:
                         worker.task = None
                     yield chunk
                 else:
-                    worker.silent += waited
-                    if worker.silent > timeout:
+                    # Wall-clock silence: other workers' chunks, or a consumer that took its
+                    # time, do not stop this clock. A worker blocked on sending is ready.
+                    if now - worker.heard > timeout and not worker.conn.poll():
                         yield self._replace(
                             i, f"no progress for {timeout:g} s; the worker was stopped", TIMEOUT
                         )
