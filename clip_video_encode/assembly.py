@@ -5,6 +5,9 @@ order, and hands each video's decode record and embeddings back to :meth:`Assemb
 in any order. The assembly turns them into samples, feeds each shard's writer (which writes
 in input order) and commits a shard as soon as its last row is in. So the shards are the same
 whichever executor ran, and however its work was scheduled.
+
+Memory holds only the videos in flight: a row is made when its video is handed out and
+dropped when its sample is written, so a run over millions of rows stays flat.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
-from .dataset import EncodeJob, finish_sample
+from .dataset import EncodeJob, caption_text, finish_sample
 from .tars import tar_rows
 from .writer import ShardWriter
 
@@ -29,10 +32,11 @@ FAILED_TO_ENCODE = "failed_to_encode"
 
 @dataclass
 class Slot:
-    """Where a video's sample goes."""
+    """Where a video's sample goes, and its input row."""
 
     shard: int  # position in the list of shards to do
-    row: int  # position in its shard
+    index: int  # position in its shard
+    row: dict
 
 
 class Assembly:
@@ -49,7 +53,7 @@ class Assembly:
         self.embed_dim, self.similarity = embed_dim, similarity
         self.shards = run["todo"]
         self.summary = run["summary"]
-        self.slots: list[Slot] = []
+        self.slots: dict[int, Slot] = {}  # videos handed out and not yet finished
         self.writers: dict[int, ShardWriter] = {}
         self.scratch = tempfile.mkdtemp(prefix="clip-video-encode-")
         self.finished = 0
@@ -57,49 +61,44 @@ class Assembly:
     @property
     def total(self) -> int | None:
         """Videos to do, when known up front (not for tar input, whose size shows on reading)."""
-        if all(s.tar is None for s in self.shards):
-            return sum(len(s.rows) for s in self.shards)
+        if all(s.size is not None for s in self.shards):
+            return sum(s.size for s in self.shards)
         return None
 
     def sources(self) -> Iterator[dict]:
         """Videos to decode, in shard order, as ``{"location", "start", "end"}``; the n-th
         yielded is video ``n`` for :meth:`finish`. Tar members are streamed to scratch files
-        as they are asked for."""
+        as they are asked for; a scratch file stays until its video is finished, so an
+        executor may decode it again (a lost worker)."""
+        video = 0
         for s, shard in enumerate(self.shards):
-            known = shard.tar is None
             self.writers[s] = ShardWriter(
-                self.fs, self.dest, shard.name, len(shard.rows) if known else None,
-                self.embed_dim, self.run["captions"], self.job.output_format,
+                self.fs, self.dest, shard.name, shard.size, self.embed_dim,
+                self.run["captions"], self.job.output_format, shard.digest(),
             )  # fmt: skip
-            rows = shard.rows if known else tar_rows(shard.tar, self.scratch)
-            for r, row in enumerate(rows):
-                if not known:
-                    shard.rows.append(row)
-                self.slots.append(Slot(s, r))
+            if shard.tar is None:
+                rows = shard.rows()
+            else:
+                rows = tar_rows(shard.tar, os.path.join(self.scratch, str(s)))
+            n = 0
+            for n, row in enumerate(rows, 1):
+                self.slots[video] = Slot(s, n - 1, row)
                 yield {"location": row.get("fetch", row["location"]),
                        "start": row["start"], "end": row["end"]}  # fmt: skip
-            if not known:  # a tar's writer cannot complete before its size is known
-                self.writers[s].n_rows = len(shard.rows)
+                video += 1
+            del rows
+            if shard.size is None:  # a tar's writer cannot complete before its size is known
+                self.writers[s].n_rows = n
                 self._close_complete()
-
-    def row(self, video: int) -> dict:
-        slot = self.slots[video]
-        return self.shards[slot.shard].rows[slot.row]
-
-    def decoded(self, video: int) -> None:
-        """The video's file is no longer needed (a tar member's scratch copy is removed)."""
-        path = self.row(video).get("fetch")
-        if path and path.startswith(self.scratch):
-            with contextlib.suppress(OSError):
-                os.remove(path)
 
     def finish(
         self, video: int, record: dict, embeddings: np.ndarray | None, error: str | None = None
     ) -> None:
         """Write video ``video``'s sample: its decode ``record``, its embeddings (None for a
         failed video), or the ``error`` that stopped its encoding."""
-        slot = self.slots[video]
-        row = self.row(video)
+        slot = self.slots.pop(video)
+        row = slot.row
+        self._remove_scratch(row)
         record = dict(record)
         if row.get("missing_member"):
             record.update(status=FAILED_TO_FETCH, error_message=row["missing_member"])
@@ -109,11 +108,15 @@ class Assembly:
             embeddings = None
         elif record["status"] != SUCCESS:
             embeddings = None
-        sample = finish_sample(row, slot.row, record, embeddings, self.similarity, self.job)
+        sample = finish_sample(row, slot.index, record, embeddings, self.similarity, self.job)
         self.writers[slot.shard].add(sample)
         self.summary.count(sample.meta)
         self.finished += 1
         self._close_complete()
+
+    def caption(self, video: int) -> str | None:
+        """The caption of a video handed out and not yet finished."""
+        return caption_text(self.slots[video].row.get("caption"))
 
     def abort(self) -> None:
         for writer in self.writers.values():
@@ -122,6 +125,12 @@ class Assembly:
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _remove_scratch(self, row: dict) -> None:
+        path = row.get("fetch")
+        if path and path.startswith(self.scratch):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
     def _close_complete(self) -> None:
         for s in [s for s, w in self.writers.items() if w.complete]:

@@ -88,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="webdataset",
         help="webdataset: NAME.tar per shard; files: a folder NAME/ of files per shard",
     )
+    group.add_argument(
+        "--replan",
+        action="store_true",
+        help="the input table changed since --dest was started: keep the committed shards whose"
+        " rows are unchanged, redo the others (without it such a rerun is refused)",
+    )
     group.add_argument("--allow-failures", action="store_true", help="exit 0 despite failed rows")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     add_frame_arguments(parser)
@@ -123,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             caption_similarity=args.caption_similarity,
             output_format=args.output_format,
             size_from_model=not size_given,
+            replan=args.replan,
         )
     except ValueError as exc:
         parser.error(str(exc))

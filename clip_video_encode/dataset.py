@@ -22,7 +22,7 @@ from video2numpy.table import is_table, read_table
 from video2numpy.video import FrameOptions
 
 from .encoder import EncoderOptions
-from .shards import Columns, Shard, plan_shards
+from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_name
 from .writer import Sample, stats_path
 
@@ -47,6 +47,7 @@ class EncodeJob:
     timeout: float = 300.0
     caption_similarity: bool = False
     output_format: str = "webdataset"  # or "files": a folder of files per shard
+    replan: bool = False  # the input changed: keep unchanged committed shards, redo the rest
     size_from_model: bool = True  # frames at the model's own input size unless set
 
 
@@ -81,9 +82,11 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
         if len({s.name for s in shards}) != len(shards):
             raise ValueError(f"{job.src}: two input tars have the same name")
         table = pa.table({"location": urls})
+        digest = None
     else:
         table = load_input(job.src)
         shards = plan_shards(table, columns, job.samples_per_shard)
+        digest = input_digest(shards)
     settings = {
         "input": job.src,
         **encoder,
@@ -95,6 +98,7 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
         "caption_similarity": job.caption_similarity,
         "output_format": job.output_format,
         "rows": None if tar_input else table.num_rows,
+        "input_sha256": digest,
         "shards": len(shards),
         "embedding_dtype": "float16",
         "versions": _versions(),
@@ -112,9 +116,18 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
                 f"{dest} holds a run with other settings ({lines}). Use another --dest, or"
                 " rerun with the same settings to resume."
             )
+        changed = _input_changed(previous, settings)
+        if changed and not job.replan:
+            raise RunMismatch(
+                f"{dest} was started from another version of {job.src} ({changed}):"
+                " resuming would skip or mix rows. Use another --dest, or rerun with --replan"
+                " to keep the committed shards whose rows are unchanged and redo the others."
+            )
+        if changed:
+            _retire_changed_shards(fs, dest, shards, previous.get("shards", 0), job)
+            _write_json(fs, run_path, settings)
     else:
-        with fs.open(run_path, "w") as f:
-            json.dump(settings, f, indent=1)
+        _write_json(fs, run_path, settings)
     if not tar_input and columns.split in table.column_names:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
@@ -132,7 +145,7 @@ def finish_sample(
 ) -> Sample:
     """The ``KEY.json`` metadata and ``Sample`` of one row, from its decode record.
     ``similarity(embeddings, text)``: per-frame cosine to the caption (the encoder's)."""
-    caption = _text(row.get("caption"))
+    caption = caption_text(row.get("caption"))
     meta = {
         "key": row["key"],
         "id": _plain(row.get("id")),
@@ -194,24 +207,60 @@ class Summary:
         }
 
 
+def _input_changed(previous: dict, settings: dict) -> str | None:
+    """How the input table differs from the one the destination was started from."""
+    if previous.get("rows") != settings["rows"]:
+        return f"{previous.get('rows')} rows there, {settings['rows']} now"
+    old = previous.get("input_sha256")
+    if old is not None and old != settings["input_sha256"]:
+        return "same number of rows, different content"
+    return None
+
+
+def _retire_changed_shards(fs, dest: str, shards: list[Shard], previous_count: int, job) -> None:
+    """For --replan: un-commit every shard whose rows changed (its marker first, so a crash
+    midway leaves it uncommitted), and remove shards past the new end of the table."""
+    names = {s.name: s for s in shards}
+    digits = key_digits(job.samples_per_shard, previous_count)[0]
+    old_names = [f"{i:0{digits}d}" for i in range(previous_count)]
+    for name in sorted(set(names) | set(old_names)):
+        marker = stats_path(dest, name)
+        if not fs.exists(marker):
+            continue
+        shard = names.get(name)
+        if shard is not None:
+            with fs.open(marker) as f:
+                if json.load(f).get("rows_sha256") == shard.digest():
+                    continue  # the same rows: the committed shard stands
+        fs.rm(marker)
+        for leftover in (f"{dest}/{name}.tar", f"{dest}/{name}.parquet", f"{dest}/{name}"):
+            if fs.exists(leftover):
+                fs.rm(leftover, recursive=True)
+
+
+def _write_json(fs, path: str, value: dict) -> None:
+    with fs.open(path, "w") as f:
+        json.dump(value, f, indent=1, allow_nan=False)
+
+
 def _write_splits(fs, dest: str, shards: list[Shard], suffix: str) -> None:
     """``splits.csv`` (header ``tar_file,split``), the LAION video-clip layout. A shard whose
     rows have several splits lists them joined by ``|``."""
     lines = ["tar_file,split"]
     for shard in shards:
-        splits = sorted({str(r["split"]) for r in shard.rows if r.get("split") is not None})
+        splits = shard.splits()
         lines.append(f"{shard.name}{suffix},{splits[0] if len(splits) == 1 else '|'.join(splits)}")
     with fs.open(f"{dest}/splits.csv", "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def _text(value) -> str | None:
+def caption_text(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, list):  # several captions: the first is KEY.txt
-        return _text(value[0]) if value else None
+        return caption_text(value[0]) if value else None
     if isinstance(value, float) and math.isnan(value):
         return None
     return str(value)

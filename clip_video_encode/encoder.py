@@ -153,9 +153,7 @@ class Encoder:
 
     def similarity(self, embeddings: np.ndarray, text: str) -> np.ndarray:
         """Cosine similarity of each frame embedding to ``text``."""
-        t = self.encode_text([text])[0]
-        e = embeddings.astype(np.float32)
-        return (e @ t) / (np.linalg.norm(e, axis=1) * np.linalg.norm(t) + 1e-12)
+        return cosine_to(embeddings, self.encode_text([text])[0])
 
     def describe(self) -> dict:
         """What ``run.json`` records about the encoder."""
@@ -168,3 +166,10 @@ class Encoder:
             "image_size": self.image_size,
             "normalized": False,
         }
+
+
+def cosine_to(embeddings: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``embeddings`` to ``vector``."""
+    e = embeddings.astype(np.float32)
+    t = np.asarray(vector, np.float32)
+    return (e @ t) / (np.linalg.norm(e, axis=1) * np.linalg.norm(t) + 1e-12)

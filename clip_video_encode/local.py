@@ -71,7 +71,6 @@ def encode_dataset(
                 pipeline.put(chunk.index, len(video.parts) - 1, chunk.frames)
             if chunk.record is not None:
                 video.record = chunk.record
-                assembly.decoded(chunk.index)
                 bar.update(1)
                 if chunk.record["status"] != SUCCESS:
                     pipeline.forget(chunk.index)
@@ -96,8 +95,17 @@ def _quiet(progress: bool | None) -> bool | None:
     return None if progress is None else not progress
 
 
+class EncoderThreadDied(RuntimeError):
+    """The encoder thread stopped on an error outside any batch's own handling."""
+
+
 class _EncodeThread:
-    """Batches frames across videos and encodes them in a background thread."""
+    """Batches frames across videos and encodes them in a background thread.
+
+    A batch holds frames of one shape (``--resize-mode native`` gives each video its own), and
+    an error that stops the thread itself is raised in the caller's thread, never left to
+    hang it.
+    """
 
     def __init__(self, encode: Callable[[np.ndarray], np.ndarray], batch_size: int) -> None:
         self._encode = encode
@@ -108,10 +116,13 @@ class _EncodeThread:
         self._done: queue.Queue = queue.Queue()
         self._dropped: set[int] = set()
         self._in_flight = 0
+        self._died: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, daemon=True, name="encoder")
         self._thread.start()
 
     def put(self, video: int, offset: int, frames: np.ndarray) -> None:
+        if self._pieces and self._pieces[0][2].shape[1:] != frames.shape[1:]:
+            self.flush()  # another frame size: it starts a batch of its own
         self._pieces.append((video, offset, frames))
         self._size += len(frames)
         if self._size >= self._batch_size:
@@ -126,12 +137,25 @@ class _EncodeThread:
     def flush(self) -> None:
         if self._pieces:
             self._in_flight += 1
-            self._todo.put(self._pieces)  # blocks while two batches wait: backpressure
+            while True:  # blocks while two batches wait (backpressure), unless the thread died
+                self._check()
+                try:
+                    self._todo.put(self._pieces, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
             self._pieces, self._size = [], 0
+
+    def _check(self) -> None:
+        if self._died is not None:
+            raise EncoderThreadDied(
+                f"the encoder thread stopped: {type(self._died).__name__}: {self._died}"
+            ) from self._died
 
     def results(self):
         """Finished pieces as ``(video, offset, frames, embeddings or exception)``; never
         blocks."""
+        self._check()
         while True:
             try:
                 batch = self._done.get_nowait()
@@ -144,27 +168,37 @@ class _EncodeThread:
 
     def wait(self) -> None:
         """Block until at least one batch has finished (if any is in flight)."""
-        if self._in_flight:
-            batch = self._done.get()
+        while self._in_flight:
+            self._check()
+            try:
+                batch = self._done.get(timeout=0.5)
+            except queue.Empty:
+                continue
             self._done.put(batch)
+            return
 
     def stop(self) -> None:
-        self._todo.put(None)
-        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            self._todo.put(None)
+            self._thread.join(timeout=60)
 
     def _loop(self) -> None:
-        while True:
-            pieces = self._todo.get()
-            if pieces is None:
-                return
-            frames = np.concatenate([p[2] for p in pieces])
-            try:
-                embeddings = self._encode(frames)
-            except Exception as exc:  # e.g. out of memory: these videos fail, the run goes on
-                self._done.put([(v, o, len(f), exc) for v, o, f in pieces])
-                continue
-            out, lo = [], 0
-            for video, offset, part in pieces:
-                out.append((video, offset, len(part), embeddings[lo : lo + len(part)]))
-                lo += len(part)
-            self._done.put(out)
+        try:
+            while True:
+                pieces = self._todo.get()
+                if pieces is None:
+                    return
+                self._done.put(self._run(pieces))
+        except BaseException as exc:  # noqa: B036 (reported to the caller's thread)
+            self._died = exc
+
+    def _run(self, pieces: list) -> list:
+        try:
+            embeddings = self._encode(np.concatenate([p[2] for p in pieces]))
+        except Exception as exc:  # e.g. out of memory: these videos fail, the run goes on
+            return [(v, o, len(f), exc) for v, o, f in pieces]
+        out, lo = [], 0
+        for video, offset, part in pieces:
+            out.append((video, offset, len(part), embeddings[lo : lo + len(part)]))
+            lo += len(part)
+        return out

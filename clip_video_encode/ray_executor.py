@@ -40,7 +40,7 @@ from video2numpy.video import FrameOptions, Task, sample_video
 
 from .assembly import Assembly
 from .dataset import EncodeJob, open_destination, prepare_run
-from .encoder import Encoder, EncoderOptions
+from .encoder import Encoder, EncoderOptions, cosine_to
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class DecodeWorker:
         try:
             for chunk in sample_video(Task.from_source(video, source), options, self.workdir):
                 if len(chunk.frames):
-                    yield {"n": len(chunk.frames)}
+                    yield {"n": len(chunk.frames), "shape": chunk.frames.shape[1:]}
                     yield chunk.frames
                 if chunk.record is not None:
                     yield {"n": 0, "record": chunk.record}
@@ -111,8 +111,8 @@ class EncodeWorker:
     def encode(self, *frames: np.ndarray) -> np.ndarray:
         return self.encoder.encode(frames[0] if len(frames) == 1 else np.concatenate(frames))
 
-    def similarity(self, embeddings: np.ndarray, text: str) -> np.ndarray:
-        return self.encoder.similarity(embeddings, text)
+    def encode_text(self, text: str) -> np.ndarray:
+        return self.encoder.encode_text([text])[0]
 
 
 @dataclass
@@ -123,6 +123,8 @@ class _Video:
     pending: int = 0  # chunks sent to an encoder, not back yet
     record: dict | None = None
     error: str | None = None
+    text: np.ndarray | None = None  # the caption's text embedding (--caption-similarity)
+    text_ref: object = None  # that embedding, on its way from an encoder
 
 
 class _Piece(NamedTuple):
@@ -133,6 +135,7 @@ class _Piece(NamedTuple):
     part: int  # its position among the video's chunks
     ref: object  # the frames, in the object store
     n: int  # frames
+    shape: tuple  # one frame's (H, W, 3): a batch holds one shape
 
 
 @dataclass
@@ -142,6 +145,7 @@ class _Decoding:
     actor: object
     generator: object
     frames_next: int = 0  # frames in the next item (after a chunk's header); 0: a header
+    shape: tuple = ()  # their frame shape
     last: float = field(default_factory=time.monotonic)
 
 
@@ -201,6 +205,7 @@ class _Run:
         fs, dest = open_destination(job.dest)
         run = prepare_run(job, description, fs, dest)
         similarity = self._similarity if job.caption_similarity else None
+        self.texts: dict[object, int] = {}  # caption embedding ref -> video
         self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity)
         self.frame_options = run["frames"]
         self.batch_size = batch_size
@@ -222,7 +227,8 @@ class _Run:
         self.redone = 0  # decodes started again after an actor or node was lost
         self.began = self.reported = time.monotonic()
         try:
-            while self.more or self.queue or self.decoding or self.batch or self.in_flight:
+            while (self.more or self.queue or self.decoding or self.batch or self.in_flight
+               or self.texts):  # fmt: skip
                 self._start_decodes(sources)
                 self._step()
         except BaseException:
@@ -251,6 +257,7 @@ class _Run:
                     self.more = False
                     continue
                 self.videos[video] = _Video(source)
+                self._ask_text(video)
             else:
                 return
             state = self.videos[video]
@@ -271,7 +278,7 @@ class _Run:
             self._flush(force=True)  # the last frames: no full batch will come
         pulling = self.held < self.frames_limit
         # Finished batches first: ray.wait reports the first ready item of the list.
-        waitables = list(self.in_flight) + list(self.starting)
+        waitables = list(self.in_flight) + list(self.starting) + list(self.texts)
         waitables += [d.generator for d in self.decoding] if pulling else []
         if not waitables:
             self._flush(force=True)
@@ -289,6 +296,9 @@ class _Run:
         if item in self.in_flight:
             self._collect(item)
             return
+        if item in self.texts:
+            self._text_done(item)
+            return
         decoding = next(d for d in self.decoding if d.generator is item)
         self._pull(decoding)
 
@@ -302,7 +312,8 @@ class _Run:
                 if video.attempt == d.attempt:
                     video.parts.append(None)
                     video.pending += 1
-                    self.batch.append(_Piece(d.video, d.attempt, len(video.parts) - 1, ref, n))
+                    part = len(video.parts) - 1
+                    self.batch.append(_Piece(d.video, d.attempt, part, ref, n, d.shape))
                     self.held += n
                     self._flush()
             else:
@@ -311,7 +322,7 @@ class _Run:
                     self._release(d)  # its last item: the actor may take the next video
                     self._decoded(d, header["record"])
                 else:
-                    d.frames_next = header["n"]
+                    d.frames_next, d.shape = header["n"], tuple(header["shape"])
             d.last = time.monotonic()
         except StopIteration:
             if d in self.decoding:
@@ -324,7 +335,6 @@ class _Run:
         if video.attempt != d.attempt:
             return
         video.record = record
-        self.assembly.decoded(d.video)
         if record["status"] != SUCCESS:
             self._drop_pieces(d.video)
             video.parts, video.pending = [], 0
@@ -359,7 +369,6 @@ class _Run:
         if video.attempt >= self.options.max_attempts or status == TIMEOUT:
             record = {"status": status, "error_message": why, "n_frames": 0, "timestamps": []}
             video.record = record
-            self.assembly.decoded(index)
             self._maybe_finish(index)
         else:
             self.redone += 1
@@ -380,10 +389,16 @@ class _Run:
     def _flush(self, force: bool = False) -> None:
         """Send the frames gathered so far to the least busy encoder, once a batch is full."""
         while self.batch and (force or sum(p.n for p in self.batch) >= self.batch_size):
-            pieces, n = [], 0
-            while self.batch and n < self.batch_size:
-                pieces.append(self.batch.pop(0))
-                n += pieces[-1].n
+            # One frame shape per batch (--resize-mode native gives each video its own).
+            shape = self.batch[0].shape
+            pieces, n, rest = [], 0, []
+            for piece in self.batch:
+                if piece.shape == shape and n < self.batch_size:
+                    pieces.append(piece)
+                    n += piece.n
+                else:
+                    rest.append(piece)
+            self.batch = rest
             encoder = min(self.encoders, key=lambda e: self.load[id(e)])
             ref = encoder.encode.remote(*[p.ref for p in pieces])
             self.in_flight[ref] = (encoder, pieces)
@@ -438,8 +453,40 @@ class _Run:
         self.load[id(fresh)] = 0
         # Batches still in flight on the dead encoder fail on their own and are retried.
 
+    # -- caption embeddings (--caption-similarity) -------------------------------------------
+
+    def _ask_text(self, index: int) -> None:
+        """Ask the least busy encoder for the caption's embedding, without waiting for it."""
+        caption = self.assembly.caption(index) if self.job.caption_similarity else None
+        if not caption:
+            return
+        encoder = min(self.encoders, key=lambda e: self.load[id(e)])
+        ref = encoder.encode_text.remote(caption)
+        self.videos[index].text_ref = ref
+        self.texts[ref] = index
+
+    def _text_done(self, ref) -> None:
+        ray = self.ray
+        index = self.texts.pop(ref)
+        video = self.videos.get(index)
+        if video is None or video.text_ref is not ref:
+            return
+        try:
+            video.text = ray.get(ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
+            dead = next((e for e in self.encoders if e._actor_id.hex() == getattr(
+                exc, "actor_id", None)), None)  # fmt: skip
+            if dead is not None:
+                self._replace_encoder(dead)
+            self._ask_text(index)  # again, on a live encoder
+            return
+        except ray.exceptions.RayTaskError as exc:
+            video.error = f"caption embedding failed: {exc.cause!r}"
+        video.text_ref = None
+        self._maybe_finish(index)
+
     def _similarity(self, embeddings: np.ndarray, text: str) -> np.ndarray:
-        return self.ray.get(self.encoders[0].similarity.remote(embeddings, text))
+        return cosine_to(embeddings, self._finishing.text)
 
     # -- finishing --------------------------------------------------------------------------
 
@@ -448,8 +495,13 @@ class _Run:
         if video.record is None or video.pending > 0:
             return
         ok = video.record["status"] == SUCCESS and video.parts and video.error is None
+        if ok and video.text_ref is not None:
+            return  # the caption's embedding is still on its way
         embeddings = np.concatenate(video.parts) if ok else None
         del self.videos[index]
+        if video.text_ref is not None:
+            self.texts.pop(video.text_ref, None)
+        self._finishing = video
         self.assembly.finish(index, video.record, embeddings, video.error)
         self.bar.update(1)
         self._report()

@@ -58,8 +58,10 @@ def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 
 def tar_rows(url: str, scratch: str) -> Iterator[dict]:
-    """Input rows of one tar. Each video is written to ``scratch`` under a name of ours and
-    named in ``fetch``; the caller deletes it once decoded."""
+    """Input rows of one tar. Each video is written to ``scratch`` (a folder of this tar's
+    own: names are the sample's position) and named in ``fetch``; the caller deletes it once
+    its video is finished."""
+    os.makedirs(scratch, exist_ok=True)
     for n, (key, parts) in enumerate(iter_tar_samples(url)):
         video_ext = next((e for e in VIDEO_EXTENSIONS if e in parts), None)
         meta = _json(parts.get("json"))

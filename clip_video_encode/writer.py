@@ -57,13 +57,17 @@ class ShardWriter:
         embed_dim: int,
         captions: bool,
         output_format: str = "webdataset",
+        rows_sha256: str = "",
     ) -> None:
         """``n_rows`` may be None until known (an input tar still being read).
-        ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``."""
+        ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``.
+        ``rows_sha256``: the content hash of the shard's input rows, kept in the stats so that
+        a rerun on a changed table can tell which committed shards still stand."""
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
         self.embed_dim, self.captions = embed_dim, captions
+        self.rows_sha256 = rows_sha256
         self.began = time.time()
         self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
         self._tmp = f"{self._final}.partial"
@@ -140,6 +144,7 @@ class ShardWriter:
             "failed": self.n_rows - successes,
             "status_dict": dict(sorted(self._statuses.items())),
             "frames": self._frames,
+            "rows_sha256": self.rows_sha256,
             "start_time": self.began,
             "end_time": time.time(),
         }

@@ -35,6 +35,14 @@ def checkpoint(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def encoder(checkpoint):
+    """The test model, loaded once from the checkpoint file."""
+    from clip_video_encode.encoder import Encoder, EncoderOptions
+
+    return Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=16))
+
+
+@pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> dict[str, str]:
     """Every test video, by name. Frame i's pixels encode i (video2numpy.synth)."""
     root = tmp_path_factory.mktemp("videos")

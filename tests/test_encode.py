@@ -27,11 +27,6 @@ from video2numpy.synth import write_video  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def encoder(checkpoint):
-    return Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=16))
-
-
-@pytest.fixture(scope="session")
 def textured(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("tex") / "textured.mp4")
     write_video(path, n_frames=60, fps=30, width=320, height=240, texture=True)
