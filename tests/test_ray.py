@@ -232,3 +232,56 @@ def test_bad_weights_are_a_clear_error_before_any_output(cluster, clips, tmp_pat
     err = capsys.readouterr().err
     assert "'no_such_tag' is neither a file nor an open_clip tag" in err
     assert "Traceback" not in err and not dest.exists()
+
+
+def wait_for_process(prefix, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            if " ".join(process.info["cmdline"] or []).startswith(prefix):
+                return process
+        time.sleep(0.02)
+    raise AssertionError(f"no process {prefix!r} appeared")
+
+
+def test_tar_input_encoder_killed_after_decoding(cluster, clips, checkpoint, tmp_path):
+    """Videos whose decode had ended when their encoder died are decoded again from their
+    tar member's scratch copy, which stays until their embeddings are in."""
+    import webdataset as wds
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for t in range(2):
+        with wds.TarWriter(str(src / f"{t:05d}.tar")) as sink:
+            for i in range(5):
+                with open(clips[5 * t + i], "rb") as f:
+                    sink.write({"__key__": f"{t}{i:04d}", "mp4": f.read(), "txt": f"clip {i}"})
+    dest = tmp_path / "tar_encoder_lost"
+    job = job_for(str(src / "{00000..00001}.tar"), dest, checkpoint)
+    thread, result = run_in_thread(job, RayOptions(encoder_cpus=0))
+    wait_for_process("ray::EncodeWorker.encode").kill()
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    assert result["summary"]["successes"] == 10 and result["summary"]["redone"] >= 1
+    assert_every_row_once(dest, 10)
+
+
+def test_native_sizes_and_caption_similarity_match_local(
+    cluster, clips, checkpoint, tmp_path, videos
+):
+    """Frames of two sizes in one run (batched by shape) and caption similarity computed from
+    caption embeddings asked for asynchronously: the same values as the local executor."""
+    table = table_of(tmp_path, [clips[0], videos["portrait.mp4"], clips[1]])
+    common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
+              "--quiet", "--precision", "fp32", "--resize-mode", "native",
+              "--caption-similarity"]  # fmt: skip
+    ray_dest, local_dest = tmp_path / "ray", tmp_path / "local"
+    assert main([table, "--dest", str(ray_dest), "--distributor", "ray", *common]) == 0
+    assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 0
+    ours, _ = read_shards(ray_dest)
+    theirs, _ = read_shards(local_dest)
+    assert list(ours) == list(theirs) and len(ours) == 3
+    for key in ours:
+        a, b = json.loads(ours[key]["json"]), json.loads(theirs[key]["json"])
+        assert a["n_frames"] == b["n_frames"] > 0
+        np.testing.assert_allclose(a["caption_similarity"], b["caption_similarity"], atol=2e-3)
