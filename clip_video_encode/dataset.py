@@ -53,6 +53,7 @@ class EncodeJob:
 
 def open_destination(dest: str):
     fs, path = fsspec.core.url_to_fs(dest)
+    fs.invalidate_cache(path)  # what a cached listing says may be gone, or new, by now
     fs.makedirs(path, exist_ok=True)
     return fs, path.rstrip("/")
 

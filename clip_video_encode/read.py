@@ -7,6 +7,7 @@ tars: ``webdataset.WebDataset`` and Hugging Face ``datasets`` read them too.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -19,15 +20,44 @@ import torch.utils.data
 
 def shard_urls(dataset: str) -> list[str]:
     """The committed shards of a dataset folder (local or fsspec), in order: ``NAME.tar``,
-    or the folder ``NAME`` for ``--output-format files``."""
+    or the folder ``NAME`` for ``--output-format files``. Listed afresh on every call (an
+    object store's listing cache would hide shards committed since), so a long-lived process
+    sees new shards."""
+    return _committed(dataset)[0]
+
+
+def dataset_identity(dataset: str) -> tuple[list[str], str]:
+    """The committed shards and a fingerprint of what they hold: ``run.json``'s content and
+    each commit marker's name, size and modification stamp. A dataset encoded again at the
+    same place (other weights, other frames) gets another fingerprint, even with the same
+    shard names."""
+    shards, markers = _committed(dataset)
+    fs, path = fsspec.core.url_to_fs(dataset)
+    h = hashlib.sha256()
+    try:
+        h.update(fs.cat_file(f"{path.rstrip('/')}/run.json"))
+    except FileNotFoundError:
+        h.update(b"no run.json")
+    for info in markers:
+        stamp = [info.get(k) for k in ("ETag", "etag", "LastModified", "mtime", "size")]
+        h.update(json.dumps([info["name"].rsplit("/", 1)[-1], stamp], default=str).encode())
+    return shards, h.hexdigest()
+
+
+def _committed(dataset: str) -> tuple[list[str], list[dict]]:
     fs, path = fsspec.core.url_to_fs(dataset)
     path = path.rstrip("/")
-    stats = sorted(p for p in fs.ls(path, detail=False) if p.endswith("_stats.json"))
+    fs.invalidate_cache(path)
+    listing = fs.ls(path, detail=True)
+    names = {entry["name"].rstrip("/") for entry in listing}
+    markers = sorted(
+        (e for e in listing if e["name"].endswith("_stats.json")), key=lambda e: e["name"]
+    )
     shards = []
-    for p in stats:
-        base = p[: -len("_stats.json")]
-        shards.append(base + ".tar" if fs.exists(base + ".tar") else base)
-    return [fs.unstrip_protocol(t) if "://" in dataset else t for t in shards]
+    for entry in markers:
+        base = entry["name"][: -len("_stats.json")]
+        shards.append(base + ".tar" if base + ".tar" in names else base)
+    return [fs.unstrip_protocol(t) if "://" in dataset else t for t in shards], markers
 
 
 def iter_samples(

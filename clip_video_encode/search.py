@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from video2numpy.npy import NpyWriter
 
-from .read import iter_samples, shard_urls
+from .read import dataset_identity, iter_samples
 
 INDEX_DIR = "_search"
 
@@ -120,11 +120,12 @@ def build_index(dataset: str, folder: str | None = None) -> str:
     """Write the search index of ``dataset`` (a folder or fsspec URL) unless an up-to-date one
     exists; returns its folder (see :func:`index_folder`)."""
     folder = folder or index_folder(dataset)
-    shards = [u.rstrip("/").rsplit("/", 1)[-1] for u in shard_urls(dataset)]
+    urls, identity = dataset_identity(dataset)
+    shards = [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
     info_path = os.path.join(folder, "index.json")
     if os.path.exists(info_path):
         with open(info_path) as f:
-            if json.load(f).get("shards") == shards:
+            if json.load(f).get("identity") == identity:
                 return folder
     run = read_run(dataset)
 
@@ -138,7 +139,8 @@ def build_index(dataset: str, folder: str | None = None) -> str:
             times = meta.get("timestamps") or np.arange(len(embeddings))
             yield video, embeddings, np.asarray(times, np.float64)
 
-    info = {"shards": shards, "model": run.get("model"), "pretrained": run.get("pretrained")}
+    info = {"shards": shards, "identity": identity, "model": run.get("model"),
+            "pretrained": run.get("pretrained")}  # fmt: skip
     try:
         write_index(folder, videos(), info)
     except ValueError as exc:

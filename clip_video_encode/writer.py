@@ -126,15 +126,20 @@ class ShardWriter:
         if not self.complete:
             raise RuntimeError(f"shard {self.name}: {self._next} of {self.n_rows} rows written")
         if self._tar is not None:
-            self._tar.close()
+            self._tar.close()  # webdataset's TarWriter leaves the stream it was given open
+            _sync(self._file)
             self._file.close()
         if self.fs.exists(self._final):  # a folder left by an interrupted run
             self.fs.rm(self._final, recursive=True)
-        self.fs.mv(self._tmp, self._final, recursive=self._tar is None)
+        if self._tar is None:
+            _move_folder(self.fs, self._tmp, self._final)
+        else:
+            self.fs.mv(self._tmp, self._final)
         table = pa.Table.from_pylist(self._rows) if self._rows else pa.table({"key": []})
         parquet_tmp = f"{self.dest}/{self.name}.parquet.partial"
         with self.fs.open(parquet_tmp, "wb") as f:
             pq.write_table(table, f)
+            _sync(f)
         self.fs.mv(parquet_tmp, f"{self.dest}/{self.name}.parquet")
         successes = self._statuses.get(SUCCESS, 0)
         stats = {
@@ -148,8 +153,11 @@ class ShardWriter:
             "start_time": self.began,
             "end_time": time.time(),
         }
-        with self.fs.open(stats_path(self.dest, self.name), "w") as f:
-            json.dump(stats, f, indent=1)
+        marker = stats_path(self.dest, self.name)
+        with self.fs.open(f"{marker}.partial", "w") as f:
+            json.dump(stats, f, indent=1, allow_nan=False)
+            _sync(f)
+        self.fs.mv(f"{marker}.partial", marker)  # the commit: whole, or not there at all
         return stats
 
     def abort(self) -> None:
@@ -160,3 +168,32 @@ class ShardWriter:
             self.fs.rm(self._tmp, recursive=True)
         except Exception:
             pass
+
+
+def _sync(f) -> None:
+    """Flush a local file to stable storage before it is committed: a power cut must not
+    leave a committed marker next to data still in the page cache. Object stores have no such
+    step (an upload is durable when it returns)."""
+    import os
+
+    f.flush()
+    try:
+        os.fsync(f.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a local file
+
+
+def _move_folder(fs, src: str, dest: str) -> None:
+    """Move a shard's folder. On object stores a folder is only a prefix, so its files are
+    moved one by one (fsspec's recursive move fails on the prefix itself there)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        fs.mv(src, dest, recursive=True)
+        return
+    for path in fs.find(src):
+        fs.mv(path, dest + path[len(src.rstrip("/")) :])
+    try:
+        fs.rm(src, recursive=True)
+    except FileNotFoundError:
+        pass  # nothing left under the prefix

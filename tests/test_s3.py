@@ -80,3 +80,88 @@ def test_encode_from_and_to_s3(s3, videos, tmp_path):
     )
     assert np.isfinite(samples[0][1].astype(np.float32)).all()
     assert main(argv) == 0  # resumes: the shard is done
+
+
+def encode_to(dest, weights, *extra):
+    from clip_video_encode.cli import main
+
+    argv = ["s3://videos-bucket/in/table.csv", "--dest", dest, "--model", "ViT-S-32",
+            "--pretrained", str(weights), "--fps", "1", "--workers", "1", "--quiet"]  # fmt: skip
+    return main([*argv, *extra])
+
+
+@pytest.fixture(scope="module")
+def weights(s3, videos, tmp_path_factory):
+    """Two random checkpoints, and the input table on S3 (one video, one missing)."""
+    torch = pytest.importorskip("torch")
+    import open_clip
+
+    s3.put(videos["cfr.mp4"], "videos-bucket/in/cfr.mp4")
+    s3.pipe(
+        "videos-bucket/in/table.csv",
+        b"location,caption\ns3://videos-bucket/in/cfr.mp4,one\n"
+        b"s3://videos-bucket/in/absent.mp4,two\n",
+    )
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        path = tmp_path_factory.mktemp("w") / f"w{seed}.pt"
+        torch.save(open_clip.create_model("ViT-S-32").state_dict(), path)
+        paths.append(path)
+    return paths
+
+
+def test_files_output_format_commits_on_s3(s3, weights):
+    from clip_video_encode.read import iter_samples
+
+    dest = "s3://videos-bucket/files"
+    assert encode_to(dest, weights[0], "--output-format", "files") == 1  # one row is missing
+    listing = sorted(p.split("/")[-1] for p in s3.ls("videos-bucket/files", refresh=True))
+    assert listing == ["00000", "00000.parquet", "00000_stats.json", "run.json"]
+    files = sorted(p.split("/")[-1] for p in s3.find("videos-bucket/files/00000"))
+    assert files == [f"00000000{i}.{ext}" for i in (0, 1) for ext in ("json", "npy", "txt")]
+    assert not s3.find("videos-bucket/files/00000.partial")
+    samples = list(iter_samples(dest))
+    assert len(samples) == 1 and samples[0][1].shape == (3, 384)
+    assert encode_to(dest, weights[0], "--output-format", "files") == 0  # resumes
+
+
+def test_readers_see_shards_committed_since_they_last_listed(s3, weights):
+    import s3fs
+
+    from clip_video_encode.read import shard_urls
+
+    dest = "s3://videos-bucket/growing"
+    assert encode_to(dest, weights[0], "--allow-failures") == 0
+    assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar"]
+    # Another process commits a second shard.
+    other = s3fs.S3FileSystem(skip_instance_cache=True)
+    other.copy("videos-bucket/growing/00000.tar", "videos-bucket/growing/00001.tar")
+    other.copy("videos-bucket/growing/00000_stats.json", "videos-bucket/growing/00001_stats.json")
+    assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar", "00001.tar"]
+
+
+def test_search_index_follows_a_dataset_encoded_again(s3, weights, tmp_path, monkeypatch):
+    """The same URL, the same shard names, other weights: the cached index is rebuilt."""
+    from clip_video_encode.read import iter_samples
+    from clip_video_encode.search import SearchIndex, build_index
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    dest = "s3://videos-bucket/again"
+
+    def indexed_matches_dataset():
+        index = SearchIndex(build_index(dest))
+        ((_, embeddings, _),) = list(iter_samples(dest))
+        e = embeddings.astype(np.float32)
+        e /= np.linalg.norm(e, axis=1, keepdims=True)
+        return index, np.allclose(index.embeddings.astype(np.float32), e, atol=2e-3)
+
+    assert encode_to(dest, weights[0], "--allow-failures") == 0
+    first, ok = indexed_matches_dataset()
+    assert ok and first.info["pretrained"].endswith("w0.pt")
+    s3.rm("videos-bucket/again", recursive=True)
+    s3.invalidate_cache()
+    assert encode_to(dest, weights[1], "--allow-failures") == 0
+    second, ok = indexed_matches_dataset()
+    assert second.info["shards"] == first.info["shards"]  # the names alone would match
+    assert ok and second.info["pretrained"].endswith("w1.pt")
