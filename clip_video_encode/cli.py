@@ -1,12 +1,14 @@
 """``clip-video-encode SRC --dest DIR``: a sharded webdataset of CLIP frame embeddings.
 
 Exit code 0 if every row succeeded (or ``--allow-failures``), 1 otherwise, 2 for a usage or
-settings error. A rerun of the same command resumes: finished shards are skipped.
+settings error, 3 when the destination is full. A rerun of the same command resumes: finished
+shards are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +17,8 @@ from video2numpy.cli import add_frame_arguments, frame_options
 from .dataset import EncodeJob, RunMismatch
 from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
 from .shards import Columns
+
+STORAGE_FULL = 3
 
 
 def _optional(name: str | None) -> str | None:
@@ -154,6 +158,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(
+            f"clip-video-encode: no space left on the device of {args.dest}"
+            f"{f' (writing {exc.filename})' if exc.filename else ''}. Free space there or"
+            " choose another --dest; rerunning the same command resumes at the first shard"
+            " not committed (the shard being written was removed).",
+            file=sys.stderr,
+        )
+        return STORAGE_FULL
     skipped, redone = summary["shards_skipped"], summary.get("redone", 0)
     detail = ", ".join(
         f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"

@@ -24,7 +24,7 @@ from video2numpy.video import FrameOptions
 from .encoder import EncoderOptions
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_name
-from .writer import Sample, stats_path
+from .writer import Sample, committed_shards, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
 _BINDING = ("input", "model", "pretrained", "embed_dim", "sampling", "resize", "samples_per_shard",
@@ -132,7 +132,11 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
     if not tar_input and columns.split in table.column_names:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
-    todo = [s for s in shards if not fs.exists(stats_path(dest, s.name))]
+    done = {s["shard"] for s in committed_shards(fs, dest)[0]}
+    todo = [s for s in shards if s.name not in done]
+    present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
+    for shard in todo:  # what a failed commit may have left under final names
+        _remove_shard(fs, dest, shard.name, present)
     return {
         "frames": frames,
         "todo": todo,
@@ -233,10 +237,16 @@ def _retire_changed_shards(fs, dest: str, shards: list[Shard], previous_count: i
             with fs.open(marker) as f:
                 if json.load(f).get("rows_sha256") == shard.digest():
                     continue  # the same rows: the committed shard stands
-        fs.rm(marker)
-        for leftover in (f"{dest}/{name}.tar", f"{dest}/{name}.parquet", f"{dest}/{name}"):
-            if fs.exists(leftover):
-                fs.rm(leftover, recursive=True)
+        _remove_shard(fs, dest, name)
+
+
+def _remove_shard(fs, dest: str, name: str, present: set[str] | None = None) -> None:
+    """Un-commit a shard and remove its files: the marker first, so a crash midway leaves
+    it uncommitted. ``present``: the names in ``dest``, when already listed."""
+    for leaf in (f"{name}_stats.json", f"{name}.tar", f"{name}.parquet", name):
+        path = f"{dest}/{leaf}"
+        if (leaf in present) if present is not None else fs.exists(path):
+            fs.rm(path, recursive=True)
 
 
 def _write_json(fs, path: str, value: dict) -> None:

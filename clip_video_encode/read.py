@@ -17,6 +17,8 @@ import fsspec
 import numpy as np
 import torch.utils.data
 
+from .writer import committed_shards
+
 
 def shard_urls(dataset: str) -> list[str]:
     """The committed shards of a dataset folder (local or fsspec), in order: ``NAME.tar``,
@@ -46,17 +48,8 @@ def dataset_identity(dataset: str) -> tuple[list[str], str]:
 
 def _committed(dataset: str) -> tuple[list[str], list[dict]]:
     fs, path = fsspec.core.url_to_fs(dataset)
-    path = path.rstrip("/")
-    fs.invalidate_cache(path)
-    listing = fs.ls(path, detail=True)
-    names = {entry["name"].rstrip("/") for entry in listing}
-    markers = sorted(
-        (e for e in listing if e["name"].endswith("_stats.json")), key=lambda e: e["name"]
-    )
-    shards = []
-    for entry in markers:
-        base = entry["name"][: -len("_stats.json")]
-        shards.append(base + ".tar" if base + ".tar" in names else base)
+    stats, markers = committed_shards(fs, path.rstrip("/"))
+    shards = [s["_data"] for s in stats]
     return [fs.unstrip_protocol(t) if "://" in dataset else t for t in shards], markers
 
 

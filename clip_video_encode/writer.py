@@ -13,6 +13,7 @@ row has a ``KEY.txt`` (empty when its caption is missing).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -25,10 +26,16 @@ import pyarrow.parquet as pq
 
 from video2numpy.status import SUCCESS
 
-PARQUET_COLUMNS = [
-    "key", "id", "location", "caption", "status", "error_message", "n_frames", "duration",
-    "source_fps", "width", "height", "start", "end", "split",
-]  # fmt: skip
+# The parquet's own columns, typed once: a column that is null in a whole shard must not be
+# typed null there, or readers of the whole dataset fail to unify the shards' schemas.
+PARQUET_SCHEMA = pa.schema([
+    ("key", pa.string()), ("id", pa.string()), ("location", pa.string()),
+    ("caption", pa.string()), ("status", pa.string()), ("error_message", pa.string()),
+    ("warning", pa.string()), ("n_frames", pa.int64()), ("duration", pa.float64()),
+    ("source_fps", pa.float64()), ("width", pa.int64()), ("height", pa.int64()),
+    ("start", pa.float64()), ("end", pa.float64()), ("split", pa.string()),
+])  # fmt: skip
+PARQUET_COLUMNS = PARQUET_SCHEMA.names
 
 
 @dataclass
@@ -84,6 +91,7 @@ class ShardWriter:
         self._rows: list[dict] = []
         self._statuses: Counter[str] = Counter()
         self._frames = 0
+        self._warnings = 0
 
     def add(self, sample: Sample) -> None:
         """Accept a finished sample; writes it and any that now follow it in order."""
@@ -118,16 +126,37 @@ class ShardWriter:
         self._frames += int(sample.meta.get("n_frames") or 0)
         row = {c: sample.meta.get(c) for c in PARQUET_COLUMNS}
         row["caption"] = sample.caption
+        row["id"] = None if row["id"] is None else str(row["id"])
+        self._warnings += bool(row["warning"])
         row.update({k: v for k, v in sample.extra.items() if k not in row})
         self._rows.append(row)
 
     def close(self) -> dict:
-        """Finish the shard: tar, parquet, and last the stats (the commit marker)."""
+        """Finish the shard: tar, parquet, and last the stats (the commit marker). A commit
+        that fails midway removes what it put under final names, so no reader mistakes a
+        shard without its marker for a finished one; the rerun redoes the shard."""
         if not self.complete:
             raise RuntimeError(f"shard {self.name}: {self._next} of {self.n_rows} rows written")
+        parquet = f"{self.dest}/{self.name}.parquet"
+        try:
+            return self._commit(parquet)
+        except BaseException:
+            for path in (self._final, parquet, f"{parquet}.partial", f"{self._marker}.partial"):
+                with contextlib.suppress(Exception):
+                    if self.fs.exists(path):
+                        self.fs.rm(path, recursive=True)
+            raise
+
+    @property
+    def _marker(self) -> str:
+        return stats_path(self.dest, self.name)
+
+    def _commit(self, parquet: str) -> dict:
+        data_bytes = None
         if self._tar is not None:
             self._tar.close()  # webdataset's TarWriter leaves the stream it was given open
             _sync(self._file)
+            data_bytes = self._file.tell()
             self._file.close()
         if self.fs.exists(self._final):  # a folder left by an interrupted run
             self.fs.rm(self._final, recursive=True)
@@ -135,12 +164,19 @@ class ShardWriter:
             _move_folder(self.fs, self._tmp, self._final)
         else:
             self.fs.mv(self._tmp, self._final)
-        table = pa.Table.from_pylist(self._rows) if self._rows else pa.table({"key": []})
-        parquet_tmp = f"{self.dest}/{self.name}.parquet.partial"
-        with self.fs.open(parquet_tmp, "wb") as f:
-            pq.write_table(table, f)
+        with self.fs.open(f"{parquet}.partial", "wb") as f:
+            pq.write_table(_parquet_table(self._rows), f)
             _sync(f)
-        self.fs.mv(parquet_tmp, f"{self.dest}/{self.name}.parquet")
+            parquet_bytes = f.tell()
+        self.fs.mv(f"{parquet}.partial", parquet)
+        # Verified in place, with their sizes, before the marker says so.
+        self.fs.invalidate_cache(self.dest)
+        if data_bytes is not None and self.fs.size(self._final) != data_bytes:
+            raise OSError(f"{self._final}: {self.fs.size(self._final)} bytes stored, "
+                          f"{data_bytes} written")  # fmt: skip
+        if self.fs.size(parquet) != parquet_bytes:
+            raise OSError(f"{parquet}: {self.fs.size(parquet)} bytes stored, {parquet_bytes}"
+                          " written")  # fmt: skip
         successes = self._statuses.get(SUCCESS, 0)
         stats = {
             "shard": self.name,
@@ -149,15 +185,21 @@ class ShardWriter:
             "failed": self.n_rows - successes,
             "status_dict": dict(sorted(self._statuses.items())),
             "frames": self._frames,
+            "warnings": self._warnings,
             "rows_sha256": self.rows_sha256,
+            "tar_bytes": data_bytes,
+            "parquet_bytes": parquet_bytes,
             "start_time": self.began,
             "end_time": time.time(),
         }
-        marker = stats_path(self.dest, self.name)
-        with self.fs.open(f"{marker}.partial", "w") as f:
-            json.dump(stats, f, indent=1, allow_nan=False)
-            _sync(f)
-        self.fs.mv(f"{marker}.partial", marker)  # the commit: whole, or not there at all
+        text = json.dumps(stats, indent=1, allow_nan=False)
+        if _is_local(self.fs):  # whole or absent: written aside, flushed, renamed
+            with self.fs.open(f"{self._marker}.partial", "w") as f:
+                f.write(text)
+                _sync(f)
+            self.fs.mv(f"{self._marker}.partial", self._marker)
+        else:  # an object store's PUT is atomic: one request, last
+            self.fs.pipe_file(self._marker, text.encode())
         return stats
 
     def abort(self) -> None:
@@ -197,3 +239,52 @@ def _move_folder(fs, src: str, dest: str) -> None:
         fs.rm(src, recursive=True)
     except FileNotFoundError:
         pass  # nothing left under the prefix
+
+
+def _parquet_table(rows: list[dict]) -> pa.Table:
+    """The shard's parquet: our columns with their fixed types, then the copied columns."""
+    columns = {f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in PARQUET_SCHEMA}
+    extra = [k for k in (rows[0] if rows else {}) if k not in columns]
+    for name in extra:
+        columns[name] = pa.array([r.get(name) for r in rows])
+    return pa.table(columns)
+
+
+def _is_local(fs) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
+def committed_shards(fs, path: str) -> tuple[list[dict], list[dict]]:
+    """The shards of a destination whose commit is valid, as ``(stats, listing entries of
+    their markers)``, in name order. A marker counts only if it parses, and the tar (or
+    folder) and parquet it vouches for are there with the sizes it recorded: a 0-byte or
+    half-written marker, or data replaced since, means the shard is not committed."""
+    fs.invalidate_cache(path)
+    listing = {e["name"].rstrip("/"): e for e in fs.ls(path, detail=True)}
+    stats_list, markers = [], []
+    for name in sorted(n for n in listing if n.endswith("_stats.json")):
+        entry = listing[name]
+        if not entry.get("size"):
+            continue
+        try:
+            stats = json.loads(fs.cat_file(name))
+        except (ValueError, OSError):
+            continue
+        base = name[: -len("_stats.json")]
+        if not isinstance(stats, dict) or not isinstance(stats.get("count"), int):
+            continue
+        tar, parquet = listing.get(base + ".tar"), listing.get(base + ".parquet")
+        data = tar or listing.get(base)
+        if data is None or parquet is None:
+            continue
+        if stats.get("tar_bytes") is not None and (tar or {}).get("size") != stats["tar_bytes"]:
+            continue
+        if stats.get("parquet_bytes") is not None and parquet.get("size") != stats[
+                "parquet_bytes"]:  # fmt: skip
+            continue
+        stats["_data"] = base + ".tar" if tar else base
+        stats_list.append(stats)
+        markers.append(entry)
+    return stats_list, markers

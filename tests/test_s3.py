@@ -136,7 +136,8 @@ def test_readers_see_shards_committed_since_they_last_listed(s3, weights):
     assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar"]
     # Another process commits a second shard.
     other = s3fs.S3FileSystem(skip_instance_cache=True)
-    other.copy("videos-bucket/growing/00000.tar", "videos-bucket/growing/00001.tar")
+    for ext in (".tar", ".parquet"):
+        other.copy(f"videos-bucket/growing/00000{ext}", f"videos-bucket/growing/00001{ext}")
     other.copy("videos-bucket/growing/00000_stats.json", "videos-bucket/growing/00001_stats.json")
     assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar", "00001.tar"]
 

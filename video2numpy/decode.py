@@ -81,6 +81,7 @@ class PyAVVideo:
         self.threads = threads
         self.missing = 0  # sampled frames the decoder could not produce (corrupt data)
         self.packets_fed = 0  # packets given to the decoder: what seeking saves shows here
+        corrupt: list[int] = []
         try:
             with av.open(path, metadata_errors="ignore") as container:
                 if not container.streams.video:
@@ -102,7 +103,10 @@ class PyAVVideo:
                     dec_pts.append(ts)
                     keyframe.append(packet.is_keyframe)
                     # Pre-roll before an edit list's start: decoded for reference, never shown.
-                    shown.append(not packet.is_discard)
+                    # A packet the demuxer found corrupt (a file cut mid-packet) is no frame.
+                    shown.append(not packet.is_discard and not packet.is_corrupt)
+                    if packet.is_corrupt:
+                        corrupt.append(ts)
                 rate = stream.average_rate or stream.guessed_rate
                 codec = ctx.name
                 width, height = ctx.width, ctx.height
@@ -132,6 +136,7 @@ class PyAVVideo:
         self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
         fps, self.end_time = _rate_and_end(self.frame_times, float(rate) if rate else 0.0)
         self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec)
+        self.warning = _corrupt_warning(corrupt, self._origin, self.time_base, self.end_time)
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -301,7 +306,7 @@ class DecordVideo:
         self.threads = threads
         self.missing = 0  # decord raises rather than dropping frames
         self._decord = decord
-        width, height, codec, self.preroll = _probe(path)
+        width, height, codec, self.preroll, self.warning = _probe(path)
         self._size = (width, height)
         try:
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
@@ -344,6 +349,21 @@ class DecordVideo:
             yield frames, self.frame_times[part]
 
 
+def _corrupt_warning(
+    corrupt: list[int], origin: int, time_base: Fraction, end_time: float
+) -> str | None:
+    """What to tell about packets the demuxer marked corrupt: at the end, most often a file
+    cut short (an interrupted download or copy), which otherwise reads as a shorter video."""
+    if not corrupt:
+        return None
+    first = float((min(corrupt) - origin) * time_base)
+    return (
+        f"the file looks truncated or damaged: {len(corrupt)} corrupt packet(s) from"
+        f" {first:.3f} s on; frames up to {end_time:.3f} s are kept (fetch the file again"
+        " to get the rest)"
+    )
+
+
 def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     """The frame rate (the container's, else from the frame times) and the time the last frame
     stops being shown (its time plus the typical frame interval)."""
@@ -352,9 +372,10 @@ def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     return fps, float(times[-1]) + (interval or (1.0 / fps if fps else 0.0))
 
 
-def _probe(path: str) -> tuple[int, int, str, bool]:
-    """Picture size, codec, and whether the stream has pre-roll (packets an edit list marks
-    as decoded but never shown), from the container alone, without decoding."""
+def _probe(path: str) -> tuple[int, int, str, bool, str | None]:
+    """Picture size, codec, whether the stream has pre-roll (packets an edit list marks as
+    decoded but never shown) and a warning about corrupt packets, from the container alone,
+    without decoding."""
     import av
 
     try:
@@ -363,8 +384,16 @@ def _probe(path: str) -> tuple[int, int, str, bool]:
                 raise DecodeError("no video stream in the file (audio-only or not a video)")
             stream = container.streams.video[0]
             ctx = stream.codec_context
-            preroll = any(p.is_discard for p in container.demux(stream) if p.size)
-            return ctx.width, ctx.height, ctx.name, preroll
+            preroll, corrupt, last = False, [], 0
+            for p in container.demux(stream):
+                if p.size and p.pts is not None:
+                    preroll |= p.is_discard
+                    last = max(last, p.pts)
+                    if p.is_corrupt:
+                        corrupt.append(p.pts)
+            shown_end = float(last * stream.time_base)
+            warning = _corrupt_warning(corrupt, 0, stream.time_base, shown_end)
+            return ctx.width, ctx.height, ctx.name, preroll, warning
     except DecodeError:
         raise
     except Exception as exc:

@@ -105,11 +105,14 @@ def sample_video(task: Task, options: FrameOptions, workdir: str) -> Iterator[Ch
                 stamps = stamps + got.time_offset
                 timestamps.append(stamps)
                 yield Chunk(task.index, frames, stamps)
+            warnings = [video.warning] if video.warning else []
             if video.missing:
-                record["warning"] = (
+                warnings.append(
                     f"{video.missing} of {len(indices)} sampled frames could not be decoded"
                     " (corrupt data); they are left out and timestamps say which remain"
                 )
+            if warnings:
+                record["warning"] = "; ".join(warnings)
                 if video.missing == len(indices):
                     record["status"] = FAILED_TO_DECODE
                     record["error_message"] = "no sampled frame could be decoded (corrupt data)"
