@@ -75,6 +75,7 @@ class Assembly:
             self.writers[s] = ShardWriter(
                 self.fs, self.dest, shard.name, shard.size, self.embed_dim,
                 self.run["captions"], self.job.output_format, shard.digest(),
+                self.job.io_retries,
             )  # fmt: skip
             if shard.tar is None:
                 rows = shard.rows()

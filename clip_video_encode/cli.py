@@ -1,8 +1,8 @@
 """``clip-video-encode SRC --dest DIR``: a sharded webdataset of CLIP frame embeddings.
 
 Exit code 0 if every row succeeded (or ``--allow-failures``), 1 otherwise, 2 for a usage or
-settings error, 3 when the destination is full. A rerun of the same command resumes: finished
-shards are skipped.
+settings error, 3 when the destination is full or keeps refusing writes. A rerun of the same
+command resumes: finished shards are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from video2numpy.cli import add_frame_arguments, frame_options
 from .dataset import EncodeJob, RunMismatch
 from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
 from .shards import Columns
+from .writer import StorageRefused
 
 STORAGE_FULL = 3
 
@@ -98,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the input table changed since --dest was started: keep the committed shards whose"
         " rows are unchanged, redo the others (without it such a rerun is refused)",
     )
+    group.add_argument(
+        "--io-retries",
+        type=int,
+        default=5,
+        help="times a commit step that an object store refuses for a while (throttling,"
+        " resets) is tried again, with exponential backoff from 0.5 s (5)",
+    )
     group.add_argument("--allow-failures", action="store_true", help="exit 0 despite failed rows")
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     add_frame_arguments(parser)
@@ -134,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             output_format=args.output_format,
             size_from_model=not size_given,
             replan=args.replan,
+            io_retries=args.io_retries,
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -158,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
+    except StorageRefused as exc:
+        print(f"clip-video-encode: {exc.strerror}. Rerunning the same command resumes at the"
+              " first shard not committed (the shard being written was removed).",
+              file=sys.stderr)  # fmt: skip
+        return STORAGE_FULL
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise

@@ -48,6 +48,7 @@ class EncodeJob:
     caption_similarity: bool = False
     output_format: str = "webdataset"  # or "files": a folder of files per shard
     replan: bool = False  # the input changed: keep unchanged committed shards, redo the rest
+    io_retries: int = 5  # retries of a commit step the destination refuses for a while
     size_from_model: bool = True  # frames at the model's own input size unless set
 
 

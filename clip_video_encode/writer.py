@@ -14,6 +14,7 @@ row has a ``KEY.txt`` (empty when its caption is missing).
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import time
@@ -65,6 +66,7 @@ class ShardWriter:
         captions: bool,
         output_format: str = "webdataset",
         rows_sha256: str = "",
+        io_retries: int = 5,
     ) -> None:
         """``n_rows`` may be None until known (an input tar still being read).
         ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``.
@@ -75,6 +77,7 @@ class ShardWriter:
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
         self.embed_dim, self.captions = embed_dim, captions
         self.rows_sha256 = rows_sha256
+        self.io_retries = io_retries
         self.began = time.time()
         self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
         self._tmp = f"{self._final}.partial"
@@ -158,25 +161,16 @@ class ShardWriter:
             _sync(self._file)
             data_bytes = self._file.tell()
             self._file.close()
-        if self.fs.exists(self._final):  # a folder left by an interrupted run
-            self.fs.rm(self._final, recursive=True)
+        retry = Retrying(self.io_retries)
+        retry(f"removing {self._final}", self._remove_final)
         if self._tar is None:
-            _move_folder(self.fs, self._tmp, self._final)
+            retry(f"moving {self._tmp}", _move_folder, self.fs, self._tmp, self._final)
         else:
-            self.fs.mv(self._tmp, self._final)
-        with self.fs.open(f"{parquet}.partial", "wb") as f:
-            pq.write_table(_parquet_table(self._rows), f)
-            _sync(f)
-            parquet_bytes = f.tell()
-        self.fs.mv(f"{parquet}.partial", parquet)
+            retry(f"moving {self._tmp}", self._move, self._tmp, self._final)
+        parquet_bytes = retry(f"writing {parquet}", self._write_parquet, parquet)
         # Verified in place, with their sizes, before the marker says so.
-        self.fs.invalidate_cache(self.dest)
-        if data_bytes is not None and self.fs.size(self._final) != data_bytes:
-            raise OSError(f"{self._final}: {self.fs.size(self._final)} bytes stored, "
-                          f"{data_bytes} written")  # fmt: skip
-        if self.fs.size(parquet) != parquet_bytes:
-            raise OSError(f"{parquet}: {self.fs.size(parquet)} bytes stored, {parquet_bytes}"
-                          " written")  # fmt: skip
+        retry(f"checking {self._final}", self._check_size, self._final, data_bytes)
+        retry(f"checking {parquet}", self._check_size, parquet, parquet_bytes)
         successes = self._statuses.get(SUCCESS, 0)
         stats = {
             "shard": self.name,
@@ -192,6 +186,35 @@ class ShardWriter:
             "start_time": self.began,
             "end_time": time.time(),
         }
+        retry(f"writing {self._marker}", self._write_marker, stats)
+        return stats
+
+    def _move(self, src: str, dest: str) -> None:
+        if not self.fs.exists(src) and self.fs.exists(dest):
+            return  # an attempt that failed after its copy (an object store's move)
+        self.fs.mv(src, dest)
+
+    def _remove_final(self) -> None:
+        if self.fs.exists(self._final):  # a folder left by an interrupted run
+            self.fs.rm(self._final, recursive=True)
+
+    def _write_parquet(self, parquet: str) -> int:
+        with self.fs.open(f"{parquet}.partial", "wb") as f:
+            pq.write_table(_parquet_table(self._rows), f)
+            _sync(f)
+            size = f.tell()
+        self._move(f"{parquet}.partial", parquet)
+        return size
+
+    def _check_size(self, path: str, expected: int | None) -> None:
+        if expected is None:
+            return
+        self.fs.invalidate_cache(self.dest)
+        stored = self.fs.size(path)
+        if stored != expected:
+            raise OSError(f"{path}: {stored} bytes stored, {expected} written")
+
+    def _write_marker(self, stats: dict) -> None:
         text = json.dumps(stats, indent=1, allow_nan=False)
         if _is_local(self.fs):  # whole or absent: written aside, flushed, renamed
             with self.fs.open(f"{self._marker}.partial", "w") as f:
@@ -200,7 +223,6 @@ class ShardWriter:
             self.fs.mv(f"{self._marker}.partial", self._marker)
         else:  # an object store's PUT is atomic: one request, last
             self.fs.pipe_file(self._marker, text.encode())
-        return stats
 
     def abort(self) -> None:
         try:
@@ -288,3 +310,46 @@ def committed_shards(fs, path: str) -> tuple[list[dict], list[dict]]:
         stats_list.append(stats)
         markers.append(entry)
     return stats_list, markers
+
+
+class StorageRefused(OSError):
+    """The destination kept refusing a commit step after every retry."""
+
+
+# Errors an object store or a network gives for a while and then not: throttling (SlowDown,
+# 503: s3fs raises EBUSY), resets and timeouts. A full disk or a refused permission is not.
+_TRANSIENT = {errno.EBUSY, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNREFUSED,
+              errno.ECONNABORTED, errno.EPIPE}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT
+
+
+class Retrying:
+    """Runs a commit step again, with exponential backoff, while it fails transiently (each
+    attempt is itself retried request by request by the object store's client)."""
+
+    def __init__(self, retries: int, first_wait: float = 0.5, max_wait: float = 30.0) -> None:
+        self.retries, self.first_wait, self.max_wait = retries, first_wait, max_wait
+
+    def __call__(self, what: str, fn, *args):
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if attempt == self.retries:
+                    raise StorageRefused(
+                        errno.EBUSY,
+                        f"the destination kept refusing {what} ({type(exc).__name__}: {exc}):"
+                        f" {self.retries + 1} attempts over about"
+                        f" {self._waited(attempt):.0f} s (--io-retries {self.retries})",
+                    ) from exc
+                time.sleep(min(self.first_wait * 2**attempt, self.max_wait))
+
+    def _waited(self, attempts: int) -> float:
+        return sum(min(self.first_wait * 2**i, self.max_wait) for i in range(attempts))

@@ -1,6 +1,7 @@
 """An S3 destination and source, against a real S3-compatible server (moto) on 127.0.0.1."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -166,3 +167,104 @@ def test_search_index_follows_a_dataset_encoded_again(s3, weights, tmp_path, mon
     second, ok = indexed_matches_dataset()
     assert second.info["shards"] == first.info["shards"]  # the names alone would match
     assert ok and second.info["pretrained"].endswith("w1.pt")
+
+
+class _Refusing:
+    """A proxy on 127.0.0.1 in front of the S3 server that answers ``503 SlowDown`` to the
+    next ``budget`` PUT requests whose path contains ``match``, and passes all else on."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlparse
+
+        self.match, self.budget, self.refused = "", 0, 0
+        target = urlparse(upstream)
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.command == "PUT" and proxy.match in self.path and proxy.budget > 0:
+                    proxy.budget -= 1
+                    proxy.refused += 1
+                    error = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown"
+                             b"</Code><Message>Please reduce your request rate.</Message>"
+                             b"</Error>")  # fmt: skip
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = target.netloc
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                length = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture()
+def refusing(s3, weights, monkeypatch):
+    import s3fs
+
+    proxy = _Refusing(os.environ["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # the client's own retries off: ours counted
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield proxy
+    proxy.server.shutdown()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_throttling_at_commit_is_retried(refusing, weights, s3):
+    from clip_video_encode.read import iter_samples
+
+    refusing.match, refusing.budget = "00000.parquet", 7  # beyond the client's own 5 tries
+    dest = "s3://videos-bucket/throttled"
+    assert encode_to(dest, weights[0], "--allow-failures") == 0
+    assert refusing.refused == 7
+    assert len(list(iter_samples(dest))) == 1
+
+
+def test_an_object_store_that_keeps_refusing_is_one_line(refusing, weights, s3, capsys):
+    from clip_video_encode.read import shard_urls
+
+    refusing.match, refusing.budget = "00000.parquet", 10_000
+    dest = "s3://videos-bucket/refused"
+    capsys.readouterr()
+    assert encode_to(dest, weights[0], "--io-retries", "1") == 3
+    err = capsys.readouterr().err
+    assert "kept refusing writing" in err and "2 attempts" in err and "resumes" in err
+    assert "Traceback" not in err
+    names = [p.rsplit("/", 1)[-1] for p in s3.ls("videos-bucket/refused", refresh=True)]
+    assert "00000.tar" not in names and "00000_stats.json" not in names  # no final names
+    assert shard_urls(dest) == []
+    refusing.budget = 0  # the store recovers: the same command finishes the job
+    assert encode_to(dest, weights[0], "--io-retries", "1", "--allow-failures") == 0
+    assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar"]
