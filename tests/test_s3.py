@@ -40,37 +40,10 @@ def monkeypatch_module():
     mp.undo()
 
 
-def test_encode_from_and_to_s3(s3, videos, tmp_path):
-    torch = pytest.importorskip("torch")
-    import open_clip
-
-    from clip_video_encode.cli import main
+def test_encode_from_and_to_s3(s3, weights):
     from clip_video_encode.read import iter_samples
 
-    s3.put(videos["cfr.mp4"], "videos-bucket/in/cfr.mp4")
-    s3.pipe(
-        "videos-bucket/in/table.csv",
-        b"location,caption\ns3://videos-bucket/in/cfr.mp4,one\n"
-        b"s3://videos-bucket/in/absent.mp4,two\n",
-    )
-    torch.manual_seed(0)
-    weights = tmp_path / "w.pt"
-    torch.save(open_clip.create_model("ViT-S-32").state_dict(), weights)
-    argv = [
-        "s3://videos-bucket/in/table.csv",
-        "--dest",
-        "s3://videos-bucket/out",
-        "--model",
-        "ViT-S-32",
-        "--pretrained",
-        str(weights),
-        "--fps",
-        "1",
-        "--workers",
-        "1",
-        "--quiet",
-    ]
-    assert main(argv) == 1  # one row is missing
+    assert encode_to("s3://videos-bucket/out", weights[0]) == 1  # one row is missing
     listing = sorted(p.split("/")[-1] for p in s3.ls("videos-bucket/out"))
     assert listing == ["00000.parquet", "00000.tar", "00000_stats.json", "run.json"]
     stats = json.loads(s3.cat("videos-bucket/out/00000_stats.json"))
@@ -80,7 +53,7 @@ def test_encode_from_and_to_s3(s3, videos, tmp_path):
         len(samples) == 1 and samples[0][1].shape == (3, 384) and samples[0][2]["caption"] == "one"
     )
     assert np.isfinite(samples[0][1].astype(np.float32)).all()
-    assert main(argv) == 0  # resumes: the shard is done
+    assert encode_to("s3://videos-bucket/out", weights[0]) == 0  # resumes: the shard is done
 
 
 def encode_to(dest, weights, *extra):
