@@ -101,7 +101,11 @@ class Assembly:
         row = slot.row
         self._remove_scratch(row)
         record = dict(record)
-        if row.get("missing_member"):
+        if row.get("upstream_failure"):
+            status, message = row["upstream_failure"]
+            record.update(status=status, error_message=message)
+            embeddings = None
+        elif row.get("missing_member"):
             record.update(status=FAILED_TO_FETCH, error_message=row["missing_member"])
             embeddings = None
         elif error is not None:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import fsspec
-import numpy as np
 import pyarrow as pa
 
+from video2numpy.jsonsafe import plain
 from video2numpy.status import SUCCESS
 from video2numpy.table import is_table, read_table
 from video2numpy.video import FrameOptions
@@ -154,7 +154,7 @@ def finish_sample(
     caption = caption_text(row.get("caption"))
     meta = {
         "key": row["key"],
-        "id": _plain(row.get("id")),
+        "id": plain(row.get("id")),
         "location": row["location"],
         "caption": caption,
         "status": record["status"],
@@ -165,13 +165,13 @@ def finish_sample(
         "source_fps": record.get("source_fps"),
         "width": record.get("width"),
         "height": record.get("height"),
-        "start": row.get("start"),
-        "end": row.get("end"),
-        "split": _plain(row.get("split")),
+        "start": plain(row.get("start")),  # a NaN bound (a missing number) is no bound
+        "end": plain(row.get("end")),
+        "split": plain(row.get("split")),
     }
     if record.get("warning"):
         meta["warning"] = record["warning"]
-    extra = {k: _plain(v) for k, v in row.get("extra", {}).items()}
+    extra = {k: plain(v) for k, v in row.get("extra", {}).items()}
     meta.update({k: v for k, v in extra.items() if k not in meta})
     if job.caption_similarity and embeddings is not None and caption:
         meta["caption_similarity"] = [round(float(s), 5) for s in similarity(
@@ -276,17 +276,6 @@ def caption_text(value) -> str | None:
     if isinstance(value, float) and math.isnan(value):
         return None
     return str(value)
-
-
-def _plain(value):
-    """A value that json can write (NaN, bytes and numpy scalars made plain)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _jsonable(value):

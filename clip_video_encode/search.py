@@ -179,7 +179,7 @@ def write_index(
     pq.write_table(pa.Table.from_pylist(table), os.path.join(folder, "videos.parquet"))
     info = {**info, "frames": int(sum(map(len, frame_time))), "videos": len(table)}
     with open(os.path.join(folder, "index.json"), "w") as f:  # last: the index is complete
-        json.dump(info, f, indent=1)
+        json.dump(info, f, indent=1, allow_nan=False)
 
 
 def moments_of(

@@ -8,6 +8,7 @@ fields are carried into ``KEY.json``. Input shard names and keys are kept.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -62,10 +63,12 @@ def tar_rows(url: str, scratch: str) -> Iterator[dict]:
     own: names are the sample's position) and named in ``fetch``; the caller deletes it once
     its video is finished."""
     os.makedirs(scratch, exist_ok=True)
+    used: set[str] = set()
     for n, (key, parts) in enumerate(iter_tar_samples(url)):
         video_ext = next((e for e in VIDEO_EXTENSIONS if e in parts), None)
         meta = _json(parts.get("json"))
-        safe_key = key if _SAFE_KEY.match(key) else re.sub(r"[^A-Za-z0-9_-]", "_", key)
+        safe_key = _unique(key if _SAFE_KEY.match(key) else re.sub(r"[^A-Za-z0-9_-]", "_", key),
+                           key, used)  # fmt: skip
         row = {
             "key": safe_key,
             "id": meta.get("key", key) if isinstance(meta.get("key"), str) else key,
@@ -80,6 +83,15 @@ def tar_rows(url: str, scratch: str) -> Iterator[dict]:
             row["extra"]["source_key"] = key
         if video_ext is None:
             row["fetch"] = ""
+            upstream = meta.get("status")
+            if isinstance(upstream, str) and upstream != "success":
+                # The tool that wrote the tar failed this sample (video2dataset writes its json
+                # and txt, no video): its own status and message are kept.
+                message = meta.get("error_message")
+                row["upstream_failure"] = (
+                    upstream,
+                    f"{message}" if message else f"{upstream} upstream (no video member)",
+                )
             row["missing_member"] = (
                 f"no video member in sample {key!r} of {url} (members: {', '.join(parts)})"
             )
@@ -89,6 +101,18 @@ def tar_rows(url: str, scratch: str) -> Iterator[dict]:
                 out.write(parts[video_ext])
             row["fetch"] = path
         yield row
+
+
+def _unique(safe: str, original: str, used: set[str]) -> str:
+    """A key not yet used in this tar: keys that collide once sanitised (``my key`` and
+    ``my_key``) get a suffix from a hash of the original, the same on every run."""
+    key = safe
+    if key in used:
+        key = f"{safe}_{hashlib.sha1(original.encode()).hexdigest()[:8]}"
+        while key in used:  # two originals whose hashes collide too: never in practice
+            key += "_"
+    used.add(key)
+    return key
 
 
 def _json(data: bytes | None) -> dict:

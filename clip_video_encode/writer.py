@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from video2numpy.jsonsafe import dumps
 from video2numpy.status import SUCCESS
 
 # The parquet's own columns, typed once: a column that is null in a whole shard must not be
@@ -117,7 +118,7 @@ class ShardWriter:
         entry["npy"] = buf.getvalue()
         if self.captions:
             entry["txt"] = (sample.caption or "").encode("utf-8")
-        entry["json"] = json.dumps(sample.meta, ensure_ascii=False).encode("utf-8")
+        entry["json"] = dumps(sample.meta, ensure_ascii=False).encode("utf-8")
         if self._tar is not None:
             self._tar.write(entry)
         else:

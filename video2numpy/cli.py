@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .decode import BACKENDS
 from .fetch import FetchOptions
+from .jsonsafe import dumps
 from .npy import NpyWriter
 from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
@@ -226,7 +227,7 @@ def _done(dest: str, name: str) -> bool:
 def _write_json(path: str, record: dict) -> None:
     tmp = path + ".partial"
     with open(tmp, "w") as f:
-        json.dump(record, f, ensure_ascii=False)
+        f.write(dumps(record, ensure_ascii=False))
     os.replace(tmp, path)
 
 

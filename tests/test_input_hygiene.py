@@ -1,0 +1,134 @@
+"""Real inputs that broke: NaN from pandas, keys that collide once sanitised, video2dataset's
+failed samples."""
+
+import json
+import tarfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import webdataset as wds
+from conftest import MODEL
+
+from clip_video_encode.cli import main as encode_main
+from clip_video_encode.read import iter_samples
+from video2numpy.cli import main as v2n_main
+
+
+def strict(text):
+    """Parse as a strict parser would: NaN and Infinity are not JSON."""
+
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def encode(src, dest, checkpoint, *extra):
+    argv = [str(src), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint]
+    return encode_main([*argv, "--fps", "2", "--quiet", "--workers", "1", *extra])
+
+
+def nan_table(videos, tmp_path):
+    """What pandas writes for missing numbers: NaN, in the window and in a copied column."""
+    table = pa.table({
+        "location": [videos["cfr.mp4"], videos["cfr.mp4"]],
+        "caption": ["a", "b"],
+        "start": [float("nan"), 1.0],
+        "end": [float("nan"), float("nan")],
+        "score": [float("nan"), 0.5],
+        "scores": [[1.0, float("nan")], [float("inf")]],
+    })  # fmt: skip
+    path = tmp_path / "nan.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_nan_never_reaches_a_record(videos, tmp_path, checkpoint):
+    src = nan_table(videos, tmp_path)
+    dest = tmp_path / "encoded"
+    assert encode(src, dest, checkpoint, "--save-columns", "score,scores") == 0
+    import tarfile
+
+    with tarfile.open(dest / "00000.tar") as tar:
+        metas = [strict(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    assert [m["start"] for m in metas] == [None, 1.0] and [m["end"] for m in metas] == [None] * 2
+    assert metas[0]["score"] is None and metas[0]["scores"] == [1.0, None]
+    assert metas[1]["scores"] == [None]
+    assert metas[0]["n_frames"] == 6  # a NaN bound is no bound: the whole 3 s video
+    assert metas[1]["timestamps"][0] == 1.0
+    strict((dest / "00000_stats.json").read_text())
+    strict((dest / "run.json").read_text())
+
+    frames = tmp_path / "frames"
+    code = v2n_main([str(src), "--dest", str(frames), "--fps", "2", "--size", "32",
+                     "--workers", "1", "--save-columns", "score,scores"])  # fmt: skip
+    assert code == 0
+    records = [strict(p.read_text()) for p in sorted(frames.glob("*.json"))]
+    assert len(records) == 2 and records[0]["score"] is None and records[0]["start"] is None
+    assert records[0]["scores"] == [1.0, None] and records[0]["n_frames"] == 6
+
+
+def test_keys_stay_unique_once_sanitised(videos, tmp_path, checkpoint):
+    src = tmp_path / "00000.tar"
+    with wds.TarWriter(str(src)) as sink:
+        for key, name in [
+            ("my key", "cfr.mp4"),
+            ("my_key", "one_frame.mp4"),
+            ("my+key", "vfr.mp4"),
+        ]:
+            with open(videos[name], "rb") as f:
+                sink.write({"__key__": key, "mp4": f.read(), "txt": name})
+    runs = []
+    for attempt in ("a", "b"):
+        dest = tmp_path / attempt
+        assert encode(src, dest, checkpoint) == 0
+
+        with tarfile.open(dest / "00000.tar") as tar:
+            names = [m.name for m in tar]
+        assert len(names) == len(set(names)) == 9
+        got = [(k, m.get("source_key"), m["caption"]) for k, _, m in iter_samples(str(dest))]
+        runs.append(got)
+        assert len(list(wds.WebDataset(str(dest / "00000.tar"), shardshuffle=False))) == 3
+    assert runs[0] == runs[1]  # the same keys on every run
+    keys = [k for k, _, _ in runs[0]]
+    assert keys[0] == "my_key" and keys[1].startswith("my_key_") and keys[2].startswith("my_key_")
+    assert [s for _, s, _ in runs[0]] == ["my key", "my_key", "my+key"]
+    assert [c for _, _, c in runs[0]] == ["cfr.mp4", "one_frame.mp4", "vfr.mp4"]
+
+
+def test_upstream_failures_keep_their_status(videos, tmp_path, checkpoint):
+    """A sample video2dataset failed: json and txt, no video, its own status and message."""
+    src = tmp_path / "00000.tar"
+    with wds.TarWriter(str(src)) as sink, open(videos["cfr.mp4"], "rb") as f:
+        sink.write(
+            {
+                "__key__": "000000000",
+                "mp4": f.read(),
+                "txt": "fine",
+                "json": {"key": "000000000", "status": "success", "url": "http://a"},
+            }
+        )
+        sink.write(
+            {
+                "__key__": "000000001",
+                "txt": "gone",
+                "json": {
+                    "key": "000000001",
+                    "status": "failed_to_download",
+                    "error_message": "HTTP Error 404: Not Found",
+                    "url": "http://b",
+                },
+            }
+        )
+        sink.write({"__key__": "000000002", "txt": "no member, no status"})  # fmt: skip
+    dest = tmp_path / "out"
+    assert encode(src, dest, checkpoint) == 1
+    got = {k: m for k, _, m in iter_samples(str(dest), include_failed=True)}
+    assert got["000000000"]["status"] == "success"
+    assert got["000000001"]["status"] == "failed_to_download"
+    assert got["000000001"]["error_message"] == "HTTP Error 404: Not Found"
+    assert got["000000001"]["url"] == "http://b"
+    assert got["000000002"]["status"] == "failed_to_fetch"
+    assert "no video member" in got["000000002"]["error_message"]
+    stats = json.loads((dest / "00000_stats.json").read_text())
+    assert stats["status_dict"] == {"failed_to_download": 1, "failed_to_fetch": 1, "success": 1}
