@@ -66,29 +66,56 @@ def load_input(src: str) -> pa.Table:
     return pa.table({"location": [src]})
 
 
-def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str) -> dict:
+@dataclass
+class Input:
+    """The input read and planned, before anything is loaded or created: a table that cannot
+    be used fails here, in a second, with nothing written."""
+
+    table: pa.Table
+    shards: list[Shard]
+    digest: str | None  # content hash of a table's rows (None for tar input)
+    tar_input: bool
+
+
+def read_input(job: EncodeJob) -> Input:
+    """Read, check and plan the job's input. Raises ValueError or FileNotFoundError with one
+    line that says what is wrong."""
+    columns = job.columns
+    if columns.caption is None and job.caption_similarity:
+        raise ValueError("--caption-similarity needs a caption column")
+    if is_tar_input(job.src):
+        urls = expand_tars(job.src)
+        shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
+        if len({s.name for s in shards}) != len(shards):
+            raise ValueError(f"{job.src}: two input tars have the same name")
+        fs, _ = fsspec.core.url_to_fs(urls[0])
+        remote = "://" in urls[0] and not urls[0].startswith("file://")
+        missing = [u for u in (urls[:1] if remote else urls) if not fs.exists(u)]
+        if missing:
+            raise FileNotFoundError(
+                f"{job.src}: no such tar {missing[0]}"
+                f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
+            )
+        return Input(pa.table({"location": urls}), shards, None, True)
+    table = load_input(job.src)
+    if table.num_rows == 0:
+        raise ValueError(f"{job.src} has no rows: nothing to encode")
+    shards = plan_shards(table, columns, job.samples_per_shard)
+    return Input(table, shards, input_digest(shards), False)
+
+
+def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None = None) -> dict:
     """Plan the shards, write or check ``run.json``, and list the shards left to do.
-    ``encoder`` is the encoder's ``describe()`` (the executor may hold the model elsewhere)."""
+    ``encoder`` is the encoder's ``describe()`` (the executor may hold the model elsewhere);
+    ``read``: the input, when the executor has read it already (see :func:`read_input`)."""
     frames = job.frames
     if job.size_from_model and frames.resize.mode != "native":
         frames = dataclasses.replace(
             frames, resize=dataclasses.replace(frames.resize, size=encoder["image_size"])
         )
     columns = job.columns
-    if columns.caption is None and job.caption_similarity:
-        raise ValueError("--caption-similarity needs a caption column")
-    tar_input = is_tar_input(job.src)
-    if tar_input:
-        urls = expand_tars(job.src)
-        shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
-        if len({s.name for s in shards}) != len(shards):
-            raise ValueError(f"{job.src}: two input tars have the same name")
-        table = pa.table({"location": urls})
-        digest = None
-    else:
-        table = load_input(job.src)
-        shards = plan_shards(table, columns, job.samples_per_shard)
-        digest = input_digest(shards)
+    read = read or read_input(job)
+    table, shards, digest, tar_input = read.table, read.shards, read.digest, read.tar_input
     settings = {
         "input": job.src,
         **encoder,

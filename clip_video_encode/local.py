@@ -20,7 +20,7 @@ from video2numpy.reader import stream_videos
 from video2numpy.status import SUCCESS
 
 from .assembly import Assembly
-from .dataset import EncodeJob, open_destination, prepare_run
+from .dataset import EncodeJob, open_destination, prepare_run, read_input
 from .encoder import Encoder
 
 
@@ -37,9 +37,10 @@ def encode_dataset(
     job: EncodeJob, encoder: Encoder | None = None, progress: bool | None = None
 ) -> dict:
     """Run ``job`` with the local executor; returns the run's summary (see ``prepare_run``)."""
-    encoder = encoder or Encoder(job.encoder)  # first: a bad model leaves no empty dest
+    read = read_input(job)  # first: unusable input costs no model loading and no dest
+    encoder = encoder or Encoder(job.encoder)  # then: a bad model leaves no empty dest
     fs, dest = open_destination(job.dest)
-    run = prepare_run(job, encoder.describe(), fs, dest)
+    run = prepare_run(job, encoder.describe(), fs, dest, read)
     assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity)
     videos: dict[int, _Video] = {}
     pipeline = _EncodeThread(encoder.encode, encoder.batch_size)

@@ -39,7 +39,7 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 from video2numpy.video import FrameOptions, Task, sample_video
 
 from .assembly import Assembly
-from .dataset import EncodeJob, open_destination, prepare_run
+from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input
 from .encoder import Encoder, EncoderOptions, cosine_to
 
 
@@ -156,22 +156,26 @@ def encode_dataset_ray(
     import ray
 
     options = options or RayOptions()
+    read = read_input(job)  # before any actor: unusable input fails at once, nothing created
     started_here = not ray.is_initialized()
     if started_here:
         address = options.address or os.environ.get("RAY_ADDRESS")
         init = {"address": address} if address else {"num_cpus": options.local_cpus}
         ray.init(**init, log_to_driver=False, configure_logging=False)
     try:
-        return _Run(job, options, progress).go()
+        return _Run(job, options, progress, read).go()
     finally:
         if started_here:
             ray.shutdown()
 
 
 class _Run:
-    def __init__(self, job: EncodeJob, options: RayOptions, progress: bool | None) -> None:
+    def __init__(
+        self, job: EncodeJob, options: RayOptions, progress: bool | None, read: Input
+    ) -> None:
         import ray
 
+        self.read = read
         self.ray, self.job, self.options = ray, job, options
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -203,7 +207,7 @@ class _Run:
         except ray.exceptions.RayActorError as exc:  # the model failed to load: say why
             raise _load_error(exc) from exc
         fs, dest = open_destination(job.dest)
-        run = prepare_run(job, description, fs, dest)
+        run = prepare_run(job, description, fs, dest, self.read)
         similarity = self._similarity if job.caption_similarity else None
         self.texts: dict[object, int] = {}  # caption embedding ref -> video
         self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity)

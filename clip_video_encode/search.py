@@ -153,7 +153,6 @@ def write_index(
 ) -> None:
     """Write a search index from ``(video metadata, embeddings, timestamps)`` per video,
     streaming the embeddings (L2-normalised, float16) to disk; ``index.json`` comes last."""
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, "embeddings.npy.partial")
     writer: NpyWriter | None = None
     frame_video: list[np.ndarray] = []
@@ -162,7 +161,8 @@ def write_index(
     for video, embeddings, times in videos:
         e = np.asarray(embeddings, np.float32)
         e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
-        if writer is None:
+        if writer is None:  # the folder only once there is something to index
+            os.makedirs(folder, exist_ok=True)
             writer = NpyWriter(tmp, (e.shape[1],), dtype=np.float16)
         writer.append(e.astype(np.float16))
         frame_video.append(np.full(len(e), len(table), np.int32))

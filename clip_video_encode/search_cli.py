@@ -96,9 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        run = read_run(args.dataset)
-        encoder = query_encoder(run, args.pretrained, args.device)
+        run = read_run(args.dataset)  # first: a folder that is not a dataset fails at once
         index = SearchIndex(build_index(args.dataset))
+        encoder = query_encoder(run, args.pretrained, args.device)
         query, kind = embed_query(encoder, args.query)
         contrast = encoder.encode_text([args.contrast])[0] if args.contrast else None
     except (EncoderLoadError, FileNotFoundError, ValueError) as exc:

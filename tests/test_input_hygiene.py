@@ -132,3 +132,47 @@ def test_upstream_failures_keep_their_status(videos, tmp_path, checkpoint):
     assert "no video member" in got["000000002"]["error_message"]
     stats = json.loads((dest / "00000_stats.json").read_text())
     assert stats["status_dict"] == {"failed_to_download": 1, "failed_to_fetch": 1, "success": 1}
+
+
+def test_unusable_input_fails_before_the_model_and_the_destination(
+    tmp_path, checkpoint, monkeypatch, capsys
+):
+    import clip_video_encode.local as local
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded for an unusable input")
+
+    monkeypatch.setattr(local, "Encoder", no_model)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("location,caption\n")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("path,caption\n/a.mp4,x\n")
+    cases = {
+        "has no rows": empty,
+        "no column 'location'": wrong,
+        "no such tar": tmp_path / "shards" / "{00000..00003}.tar",
+        "input table not found": tmp_path / "absent.parquet",
+    }
+    for message, src in cases.items():
+        for distributor in ("local", "ray"):
+            dest = tmp_path / "dest"
+            capsys.readouterr()
+            assert encode(src, dest, checkpoint, "--distributor", distributor) == 2
+            err = capsys.readouterr().err.strip()
+            assert message in err and "\n" not in err and "Traceback" not in err, err
+            assert not dest.exists()
+    import ray
+
+    assert not ray.is_initialized()  # the Ray executor checked before starting anything
+
+
+def test_search_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
+    from clip_video_encode.search_cli import main as search_main
+
+    folder = tmp_path / "not_a_dataset"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello")
+    assert search_main([str(folder), "a dog"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a clip-video-encode dataset" in err and "\n" not in err
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
