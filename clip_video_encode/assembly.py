@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
@@ -37,6 +38,16 @@ class Slot:
     shard: int  # position in the list of shards to do
     index: int  # position in its shard
     row: dict
+
+
+def extra_types(shard) -> dict | None:
+    """The parquet types of a table's copied columns: the input's own, for every shard alike
+    (a column null throughout the table is text). None for an input tar."""
+    if shard.table is None:
+        return None
+    schema = shard.table.schema
+    return {c: (pa.string() if pa.types.is_null(schema.field(c).type) else schema.field(c).type)
+            for c in shard.columns.save}  # fmt: skip
 
 
 class Assembly:
@@ -75,7 +86,7 @@ class Assembly:
             self.writers[s] = ShardWriter(
                 self.fs, self.dest, shard.name, shard.size, self.embed_dim,
                 self.run["captions"], self.job.output_format, shard.digest(),
-                self.job.io_retries,
+                self.job.io_retries, extra_types(shard),
             )  # fmt: skip
             if shard.tar is None:
                 rows = shard.rows()

@@ -26,8 +26,9 @@ from .search import (
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
-def query_encoder(run: dict, pretrained: str | None, device: str) -> Encoder:
-    """The dataset's own model (``run.json``) with its text tower, under the weight rules."""
+def query_weights(run: dict, pretrained: str | None) -> str:
+    """The weights queries are embedded with: ``--pretrained``, else those of ``run.json``;
+    refused (cheaply, before anything is loaded) for unsaved random weights."""
     weights = pretrained or run.get("pretrained")
     if str(weights).lower() == "none":
         raise EncoderLoadError(
@@ -35,6 +36,12 @@ def query_encoder(run: dict, pretrained: str | None, device: str) -> Encoder:
             " saved, so no query can be embedded in its space; encode with a checkpoint file"
             " or a tag, or pass --pretrained with the file it was encoded from"
         )
+    return weights
+
+
+def query_encoder(run: dict, pretrained: str | None, device: str) -> Encoder:
+    """The dataset's own model (``run.json``) with its text tower, under the weight rules."""
+    weights = query_weights(run, pretrained)
     options = EncoderOptions(run["model"], weights, "fp32", device, text=True)
     return Encoder(options)
 
@@ -97,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run = read_run(args.dataset)  # first: a folder that is not a dataset fails at once
+        query_weights(run, args.pretrained)
         index = SearchIndex(build_index(args.dataset))
         encoder = query_encoder(run, args.pretrained, args.device)
         query, kind = embed_query(encoder, args.query)

@@ -68,6 +68,7 @@ class ShardWriter:
         output_format: str = "webdataset",
         rows_sha256: str = "",
         io_retries: int = 5,
+        extra_types: dict[str, pa.DataType] | None = None,
     ) -> None:
         """``n_rows`` may be None until known (an input tar still being read).
         ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``.
@@ -79,6 +80,9 @@ class ShardWriter:
         self.embed_dim, self.captions = embed_dim, captions
         self.rows_sha256 = rows_sha256
         self.io_retries = io_retries
+        # Types of the copied columns, fixed for the whole run (from the input's schema); None
+        # (tar input, whose json fields are known only as they come): stored as text.
+        self.extra_types = extra_types
         self.began = time.time()
         self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
         self._tmp = f"{self._final}.partial"
@@ -201,7 +205,7 @@ class ShardWriter:
 
     def _write_parquet(self, parquet: str) -> int:
         with self.fs.open(f"{parquet}.partial", "wb") as f:
-            pq.write_table(_parquet_table(self._rows), f)
+            pq.write_table(_parquet_table(self._rows, self.extra_types), f)
             _sync(f)
             size = f.tell()
         self._move(f"{parquet}.partial", parquet)
@@ -264,13 +268,27 @@ def _move_folder(fs, src: str, dest: str) -> None:
         pass  # nothing left under the prefix
 
 
-def _parquet_table(rows: list[dict]) -> pa.Table:
-    """The shard's parquet: our columns with their fixed types, then the copied columns."""
+def _parquet_table(rows: list[dict], extra_types: dict[str, pa.DataType] | None) -> pa.Table:
+    """The shard's parquet: our columns with their fixed types, then the copied columns with
+    the run's types, so that every shard has the same schema (a column that is null in a
+    whole shard is not typed ``null`` there)."""
     columns = {f.name: pa.array([r.get(f.name) for r in rows], f.type) for f in PARQUET_SCHEMA}
-    extra = [k for k in (rows[0] if rows else {}) if k not in columns]
-    for name in extra:
-        columns[name] = pa.array([r.get(name) for r in rows])
+    if extra_types is None:  # tar input: each json field as text (JSON for non-strings)
+        names = list(dict.fromkeys(k for r in rows for k in r if k not in columns))
+        for name in names:
+            values = [r.get(name) for r in rows]
+            columns[name] = pa.array([_as_text(v) for v in values], pa.string())
+    else:
+        for name, kind in extra_types.items():
+            if name not in columns:
+                columns[name] = pa.array([r.get(name) for r in rows], kind)
     return pa.table(columns)
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)
 
 
 def _is_local(fs) -> bool:
