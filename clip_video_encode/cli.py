@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = parser.add_argument_group("input columns")
     group.add_argument("--location-col", default="location")
     group.add_argument("--caption-col", default="caption")
+    group.add_argument(
+        "--encoding", help="text encoding of the input table (default UTF-8; e.g. cp1252)"
+    )
     group.add_argument("--id-col", default="id")
     group.add_argument("--start-col", default="start")
     group.add_argument("--end-col", default="end")
@@ -143,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             size_from_model=not size_given,
             replan=args.replan,
             io_retries=args.io_retries,
+            encoding=args.encoding,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -49,6 +49,7 @@ class EncodeJob:
     output_format: str = "webdataset"  # or "files": a folder of files per shard
     replan: bool = False  # the input changed: keep unchanged committed shards, redo the rest
     io_retries: int = 5  # retries of a commit step the destination refuses for a while
+    encoding: str | None = None  # text encoding of the input table (None: UTF-8)
     size_from_model: bool = True  # frames at the model's own input size unless set
 
 
@@ -59,10 +60,10 @@ def open_destination(dest: str):
     return fs, path.rstrip("/")
 
 
-def load_input(src: str) -> pa.Table:
+def load_input(src: str, encoding: str | None = None) -> pa.Table:
     """A table of videos, or a one-row table for a single video path or URL."""
     if is_table(src):
-        return read_table(src)
+        return read_table(src, encoding)
     return pa.table({"location": [src]})
 
 
@@ -97,7 +98,7 @@ def read_input(job: EncodeJob) -> Input:
                 f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
             )
         return Input(pa.table({"location": urls}), shards, None, True)
-    table = load_input(job.src)
+    table = load_input(job.src, job.encoding)
     if table.num_rows == 0:
         raise ValueError(f"{job.src} has no rows: nothing to encode")
     shards = plan_shards(table, columns, job.samples_per_shard)

@@ -6,6 +6,7 @@ import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import webdataset as wds
 from conftest import MODEL
 
@@ -176,3 +177,34 @@ def test_search_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "not a clip-video-encode dataset" in err and "\n" not in err
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+
+
+def test_text_that_is_not_utf8_is_an_error_or_read_as_told(videos, tmp_path, checkpoint, capsys):
+    """A csv saved by Excel in cp1252: without --encoding one line naming the row and column
+    and suggesting --encoding, nothing written; with it, the text as it was."""
+    src = tmp_path / "excel.csv"
+    lines = ["location,caption", f"{videos['cfr.mp4']},plain", f"{videos['vfr.mp4']},café “quoted”"]
+    src.write_bytes("\n".join(lines).encode("cp1252") + b"\n")
+    for run in ("encode", "video2numpy"):
+        dest = tmp_path / run
+        capsys.readouterr()
+        if run == "encode":
+            code = encode(src, dest, checkpoint)
+        else:  # video2numpy reports input errors as argparse does: exit 2
+            with pytest.raises(SystemExit) as stop:
+                v2n_main([str(src), "--dest", str(dest), "--num-frames", "1", "--size", "32",
+                          "--workers", "1"])  # fmt: skip
+            code = stop.value.code
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert "row 2, column 'caption'" in err and "--encoding" in err and "Traceback" not in err
+        assert "\ufffd" not in err
+        assert not dest.exists() or not any(dest.iterdir())
+    assert encode(src, tmp_path / "ok", checkpoint, "--encoding", "cp1252") == 0
+    captions = [m["caption"] for _, _, m in iter_samples(str(tmp_path / "ok"))]
+    assert captions == ["plain", "café “quoted”"]
+    code = v2n_main([str(src), "--dest", str(tmp_path / "frames"), "--num-frames", "1",
+                     "--size", "32", "--workers", "1", "--encoding", "cp1252"])  # fmt: skip
+    assert code == 0
+    records = [strict(p.read_text()) for p in sorted((tmp_path / "frames").glob("*.json"))]
+    assert [r["caption"] for r in records] == ["plain", "café “quoted”"]

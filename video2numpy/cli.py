@@ -74,6 +74,10 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--end-col", default="end", help="per-row window end, if present")
     group.add_argument("--caption-col", default="caption", help="caption column, if present")
     group.add_argument(
+        "--encoding",
+        help="text encoding of the input table (default UTF-8; e.g. cp1252, latin-1)",
+    )
+    group.add_argument(
         "--save-columns", default="", help="comma-separated columns to copy into NAME.json"
     )
 
@@ -109,7 +113,7 @@ def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     caption and the columns to copy into its record."""
     if not is_table(src):
         return [{"location": src, "id": None, "start": None, "end": None, "meta": {}}]
-    table = read_table(src)
+    table = read_table(src, args.encoding)
     saved = [c.strip() for c in args.save_columns.split(",") if c.strip()]
     require_columns(table, {"--location-col": args.location_col}, src)
     for column in saved:

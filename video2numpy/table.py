@@ -15,8 +15,42 @@ def is_table(src: str) -> bool:
     return path.endswith(TABLE_SUFFIXES) or path.endswith(tuple(s + ".gz" for s in TABLE_SUFFIXES))
 
 
-def read_table(src: str) -> pa.Table:
-    """Read a table of videos. A ``.txt`` file is one location per line (``#`` comments)."""
+def read_table(src: str, encoding: str | None = None) -> pa.Table:
+    """Read a table of videos. A ``.txt`` file is one location per line (``#`` comments).
+
+    Text files are read as ``encoding`` (UTF-8 by default). Text that does not decode is an
+    error naming the row and column, never replacement characters: the text would be lost
+    without a word."""
+    table = _read(src, encoding)
+    return text_columns(table, src, encoding)
+
+
+def text_columns(table: pa.Table, src: str, encoding: str | None = None) -> pa.Table:
+    """Binary columns (what readers give for undecodable text, or parquet's bytes) as text
+    in ``encoding`` (UTF-8 by default); raises ValueError at the first value that is not."""
+    codec = encoding or "utf-8"
+    for i, field in enumerate(table.schema):
+        if not (pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)):
+            continue
+        values = table.column(i).to_pylist()
+        texts = []
+        for row, value in enumerate(values):
+            try:
+                texts.append(None if value is None else value.decode(codec))
+            except UnicodeDecodeError as exc:
+                hint = "another --encoding" if encoding else "--encoding (e.g. --encoding cp1252)"
+                raise ValueError(
+                    f"{src}: row {row + 1}, column {field.name!r} is not {codec} text"
+                    f" ({exc.reason} at byte {exc.start}: {value[:40]!r}); give the table's"
+                    f" encoding with {hint}"
+                ) from exc
+        table = table.set_column(i, pa.field(field.name, pa.string()), pa.array(texts, pa.string()))
+    return table
+
+
+def _read(src: str, encoding: str | None) -> pa.Table:
+    import io
+
     import fsspec
 
     name = src.lower().removesuffix(".gz")
@@ -28,18 +62,28 @@ def read_table(src: str) -> pa.Table:
 
                 return pq.read_table(f)
             if name.endswith(".txt"):
-                lines = [line.strip() for line in f.read().decode("utf-8").splitlines()]
+                try:
+                    text = f.read().decode(encoding or "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(
+                        f"{src}: byte {exc.start} is not {encoding or 'utf-8'} text"
+                        f" ({exc.reason}); give the file's encoding with --encoding"
+                    ) from exc
+                lines = [line.strip() for line in text.splitlines()]
                 rows = [line for line in lines if line and not line.startswith("#")]
                 return pa.table({"location": pa.array(rows, pa.string())})
             if name.endswith((".jsonl", ".ndjson")):
                 import pyarrow.json as pj
 
+                if encoding and encoding.lower().replace("-", "") not in ("utf8", "ascii"):
+                    return pj.read_json(io.BytesIO(f.read().decode(encoding).encode()))
                 return pj.read_json(f)
             import pyarrow.csv as pc
 
             delimiter = "\t" if name.endswith(".tsv") else ","
             return pc.read_csv(
                 f,
+                read_options=pc.ReadOptions(encoding=encoding or "utf8"),
                 parse_options=pc.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 convert_options=pc.ConvertOptions(strings_can_be_null=False),
             )
