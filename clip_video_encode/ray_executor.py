@@ -192,6 +192,7 @@ class _Run:
         )
         self.decoder_actor = ray.remote(DecodeWorker).options(num_cpus=1)
         self.progress = progress
+        self._finishing: _Video | None = None  # the video being written (for its caption)
 
     def go(self) -> dict:
         ray, job = self.ray, self.job
