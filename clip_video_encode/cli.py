@@ -1,14 +1,15 @@
 """``clip-video-encode SRC --dest DIR``: a sharded webdataset of CLIP frame embeddings.
 
 Exit code 0 if every row succeeded (or ``--allow-failures``), 1 otherwise, 2 for a usage or
-settings error, 3 when the destination is full or keeps refusing writes. A rerun of the same
-command resumes: finished shards are skipped.
+settings error, 3 when the destination is full or keeps refusing writes, 130 / 143 when stopped
+by SIGINT / SIGTERM. A rerun of the same command resumes: finished shards are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,27 @@ from .shards import Columns
 from .writer import StorageRefused
 
 STORAGE_FULL = 3
+
+
+class Stopped(BaseException):
+    """SIGTERM (a scheduler or ``kill``): unwinds like Ctrl-C, so the run stops cleanly."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM raise :class:`Stopped`; returns the handler it replaced (None where
+    handlers cannot be set: not the main thread)."""
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, stop)
+    except ValueError:
+        return None
 
 
 def _optional(name: str | None) -> str | None:
@@ -152,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
 
     progress = False if args.quiet else None
+    previous = _stop_on_sigterm()
     try:
         if args.distributor == "ray":
             from .ray_executor import RayOptions, encode_dataset_ray
@@ -171,6 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Stopped) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        print(
+            f"clip-video-encode: stopped by {signal.Signals(signum).name}; committed shards are"
+            " kept and the shards in progress were removed: rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 128 + signum
     except StorageRefused as exc:
         print(f"clip-video-encode: {exc.strerror}. Rerunning the same command resumes at the"
               " first shard not committed (the shard being written was removed).",
@@ -187,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return STORAGE_FULL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     skipped, redone = summary["shards_skipped"], summary.get("redone", 0)
     detail = ", ".join(
         f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"

@@ -62,8 +62,8 @@ def encode_dataset(
             assembly.finish(i, video.record, embeddings, video.error)
 
     bar = tqdm(total=assembly.total, unit="video", disable=_quiet(progress), desc="encode")
+    stream = stream_videos(assembly.sources(), run["frames"], job.workers, job.timeout)
     try:
-        stream = stream_videos(assembly.sources(), run["frames"], job.workers, job.timeout)
         for chunk in stream:
             video = videos.setdefault(chunk.index, _Video())
             if len(chunk.frames):
@@ -86,6 +86,7 @@ def encode_dataset(
         assembly.abort()
         raise
     finally:
+        stream.close()  # stops the workers and removes their scratch folders, now
         pipeline.stop()
         bar.close()
     assembly.close()

@@ -2,6 +2,7 @@
 failed samples."""
 
 import json
+import os
 import tarfile
 
 import pyarrow as pa
@@ -208,3 +209,34 @@ def test_text_that_is_not_utf8_is_an_error_or_read_as_told(videos, tmp_path, che
     assert code == 0
     records = [strict(p.read_text()) for p in sorted((tmp_path / "frames").glob("*.json"))]
     assert [r["caption"] for r in records] == ["plain", "café “quoted”"]
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_stopped_run_is_clean_and_resumes(videos, tmp_path, checkpoint, signum, code):
+    import subprocess
+    import sys
+    import time
+
+    names = ["cfr.mp4", "vfr.mp4", "long.mp4", "ntsc.mp4", "one_frame.mp4", "portrait.mp4"]
+    listing = tmp_path / "videos.txt"
+    listing.write_text("\n".join(videos[n] for n in names))
+    dest = tmp_path / "out"
+    argv = [sys.executable, "-m", "clip_video_encode.cli", str(listing), "--dest", str(dest),
+            "--model", MODEL, "--pretrained", checkpoint, "--fps", "2", "--samples-per-shard",
+            "2", "--batch-size", "8", "--workers", "1", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (dest / "00000_stats.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signum)  # the driver only, as a scheduler or kill would
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert proc.returncode == code, err
+    assert "stopped by" in err and "rerun" in err and "Traceback" not in err
+    assert not (dest / "00002_stats.json").exists(), "the run finished before the signal"
+    assert not [p for p in os.listdir(dest) if p.endswith(".partial")]
+    for name in os.listdir(dest):  # nothing under a final name without its marker
+        if name.endswith((".tar", ".parquet")):
+            assert (dest / f"{name.split('.')[0]}_stats.json").exists(), name
+    assert subprocess.run(argv, timeout=300).returncode == 0
+    assert len(list(iter_samples(str(dest)))) == 6
