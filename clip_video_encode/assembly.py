@@ -59,8 +59,12 @@ class Assembly:
         dest: str,
         embed_dim: int,
         similarity: Callable[[np.ndarray, str], np.ndarray] | None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
+        """``guard``: called before each shard's commit; raises to stop the run (the
+        destination's lease was lost)."""
         self.job, self.run, self.fs, self.dest = job, run, fs, dest
+        self.guard = guard
         self.embed_dim, self.similarity = embed_dim, similarity
         self.shards = run["todo"]
         self.summary = run["summary"]
@@ -150,4 +154,6 @@ class Assembly:
 
     def _close_complete(self) -> None:
         for s in [s for s, w in self.writers.items() if w.complete]:
+            if self.guard is not None:
+                self.guard()
             self.summary.shard_done(self.writers.pop(s).close())

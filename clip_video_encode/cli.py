@@ -1,8 +1,9 @@
 """``clip-video-encode SRC --dest DIR``: a sharded webdataset of CLIP frame embeddings.
 
 Exit code 0 if every row succeeded (or ``--allow-failures``), 1 otherwise, 2 for a usage or
-settings error, 3 when the destination is full or keeps refusing writes, 130 / 143 when stopped
-by SIGINT / SIGTERM. A rerun of the same command resumes: finished shards are skipped.
+settings error or a destination another run holds (see ``lease.py``), 3 when the destination
+is full or keeps refusing writes, 130 / 143 when stopped by SIGINT / SIGTERM. A rerun of the
+same command resumes: finished shards are skipped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from video2numpy.cli import add_frame_arguments, frame_options
 
 from .dataset import EncodeJob, RunMismatch
 from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
+from .lease import DestinationBusy, LeaseLost
 from .shards import Columns
 from .writer import StorageRefused
 
@@ -191,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .local import encode_dataset
 
             summary = encode_dataset(job, progress=progress)
-    except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError) as exc:
+    except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError, DestinationBusy,
+            LeaseLost) as exc:  # fmt: skip
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Stopped) as exc:

@@ -51,6 +51,7 @@ class EncodeJob:
     io_retries: int = 5  # retries of a commit step the destination refuses for a while
     encoding: str | None = None  # text encoding of the input table (None: UTF-8)
     size_from_model: bool = True  # frames at the model's own input size unless set
+    lease_seconds: float = 120.0  # a destination's lease goes stale this long after its run
 
 
 def open_destination(dest: str):

@@ -22,6 +22,7 @@ from video2numpy.status import SUCCESS
 from .assembly import Assembly
 from .dataset import EncodeJob, open_destination, prepare_run, read_input
 from .encoder import Encoder
+from .lease import Lease
 
 
 @dataclass
@@ -40,8 +41,16 @@ def encode_dataset(
     read = read_input(job)  # first: unusable input costs no model loading and no dest
     encoder = encoder or Encoder(job.encoder)  # then: a bad model leaves no empty dest
     fs, dest = open_destination(job.dest)
-    run = prepare_run(job, encoder.describe(), fs, dest, read)
-    assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity)
+    with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
+        run = prepare_run(job, encoder.describe(), fs, dest, read)
+        assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity,
+                            guard=lease.check)  # fmt: skip
+        _encode(job, encoder, run, assembly, progress)
+        return run["summary"].finish()
+
+
+def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, progress) -> None:
+    """Decode the videos ``assembly`` hands out, encode their frames, hand back the results."""
     videos: dict[int, _Video] = {}
     pipeline = _EncodeThread(encoder.encode, encoder.batch_size)
     waiting: set[int] = set()  # decoded videos whose frames are still being encoded
@@ -90,7 +99,6 @@ def encode_dataset(
         pipeline.stop()
         bar.close()
     assembly.close()
-    return run["summary"].finish()
 
 
 def _quiet(progress: bool | None) -> bool | None:

@@ -41,6 +41,7 @@ from video2numpy.video import FrameOptions, Task, sample_video
 from .assembly import Assembly
 from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input
 from .encoder import Encoder, EncoderOptions, cosine_to
+from .lease import Lease
 
 
 @dataclass(frozen=True)
@@ -208,10 +209,21 @@ class _Run:
         except ray.exceptions.RayActorError as exc:  # the model failed to load: say why
             raise _load_error(exc) from exc
         fs, dest = open_destination(job.dest)
-        run = prepare_run(job, description, fs, dest, self.read)
+        try:
+            with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
+                run = prepare_run(job, description, fs, dest, self.read)
+                self._encode(run, fs, dest, description, batch_size, lease)
+        finally:
+            for actor in self.decoders + self.encoders:
+                ray.kill(actor)
+        return {**run["summary"].finish(), "redone": self.redone}
+
+    def _encode(self, run: dict, fs, dest: str, description: dict, batch_size: int, lease):
+        job = self.job
         similarity = self._similarity if job.caption_similarity else None
         self.texts: dict[object, int] = {}  # caption embedding ref -> video
-        self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity)
+        self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity,
+                                 guard=lease.check)  # fmt: skip
         self.frame_options = run["frames"]
         self.batch_size = batch_size
         # Frames the driver may hold refs to (decoded, not yet encoded) across all videos.
@@ -241,10 +253,7 @@ class _Run:
             raise
         finally:
             self.bar.close()
-            for actor in self.decoders + self.encoders:
-                ray.kill(actor)
         self.assembly.close()
-        return {**run["summary"].finish(), "redone": self.redone}
 
     # -- decoding ---------------------------------------------------------------------------
 

@@ -241,3 +241,25 @@ def test_an_object_store_that_keeps_refusing_is_one_line(refusing, weights, s3, 
     refusing.budget = 0  # the store recovers: the same command finishes the job
     assert encode_to(dest, weights[0], "--io-retries", "1", "--allow-failures") == 0
     assert [u.rsplit("/", 1)[-1] for u in shard_urls(dest)] == ["00000.tar"]
+
+
+def test_lease_on_an_object_store(s3):
+    """No "create if absent" on S3: racing runs write, settle and read back; one goes on."""
+    import time
+
+    from test_lease import race
+
+    from clip_video_encode.lease import LEASE_NAME, DestinationBusy, Lease
+
+    dest = "videos-bucket/leased"
+    leases = [Lease(s3, dest) for _ in range(3)]
+    results = race(leases)
+    assert sorted(results) == ["refused", "refused", "won"], results
+    winner = leases[results.index("won")]
+    with pytest.raises(DestinationBusy, match="in use by another run"):
+        Lease(s3, dest).acquire()  # live: refused
+    s3.pipe(f"{dest}/{LEASE_NAME}", json.dumps({"run_id": winner.run_id, "host": "elsewhere",
+            "pid": 1, "heartbeat": time.time() - 200, "lease_seconds": 120}).encode())  # fmt: skip
+    with Lease(s3, dest) as late:  # stale: taken over, then given back
+        assert json.loads(s3.cat(f"{dest}/{LEASE_NAME}"))["run_id"] == late.run_id
+    assert not s3.exists(f"{dest}/{LEASE_NAME}")

@@ -1,0 +1,199 @@
+"""One run per destination: a lease file, ``DEST/_lease.json``, with a heartbeat.
+
+Two runs writing into one destination would remove each other's shards in progress and
+commit the same shard twice. A run takes the lease before it touches anything in the
+destination and keeps it fresh while it runs; a second run finds it fresh and refuses.
+
+The rule, the same on local disks and object stores (where no write is "create if absent"):
+
+- a lease is *live* while its heartbeat (rewritten every ``seconds / 4``) is younger than
+  ``seconds``; a lease left by a run killed without warning goes *stale* after that and is
+  taken over. One whose process is gone from this very host is taken over at once.
+- to take the lease a run writes its own, waits a moment and reads it back: when two runs
+  write at once, the one whose lease is still there goes on and the other refuses. A local
+  lease that does not exist yet is created by a hard link, which no other run can win too.
+- a run that finds, at a heartbeat, that another run has taken its lease (it was stalled
+  longer than ``seconds``) stops before it commits another shard.
+
+Heartbeat times are compared with this machine's clock: machines that share a destination
+need clocks that agree to well within ``seconds`` (NTP does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+
+LEASE_NAME = "_lease.json"
+
+
+class DestinationBusy(Exception):
+    """Another run holds the destination's lease."""
+
+
+class LeaseLost(RuntimeError):
+    """Another run took this run's lease (this run was stalled past the lease's lifetime)."""
+
+
+class Lease:
+    """The destination's lease, held by this run between ``__enter__`` and ``__exit__``."""
+
+    def __init__(self, fs, dest: str, seconds: float = 120.0, settle: float | None = None):
+        self.fs, self.dest, self.seconds = fs, dest, seconds
+        self.path = f"{dest}/{LEASE_NAME}"
+        self.local = _is_local(fs)
+        # How long two writers racing for the lease wait before reading it back.
+        self.settle = settle if settle is not None else (0.2 if self.local else 1.0)
+        self.run_id = uuid.uuid4().hex
+        self.started = time.time()
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Lease:
+        self.acquire()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="lease")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.release()
+
+    def acquire(self) -> None:
+        if self.local and self._create_exclusive():
+            return  # no lease was there, and the link let no other run create one too
+        held = self._read()
+        if held is not None and not self._takeable(held):
+            raise DestinationBusy(self._busy_message(held))
+        self._write()
+        time.sleep(self.settle)
+        held = self._read()
+        if held is None or held.get("run_id") != self.run_id:
+            raise DestinationBusy(self._busy_message(held or {}))
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` if another run has taken the lease (called before each
+        commit)."""
+        if self.lost:
+            raise LeaseLost(self.lost)
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):
+            held = self._read()
+            if held is not None and held.get("run_id") == self.run_id:
+                self.fs.rm(self.path)
+
+    # -- the file ----------------------------------------------------------------------------
+
+    def _content(self) -> bytes:
+        now = time.time()
+        return json.dumps({
+            "run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
+            "started": self.started, "heartbeat": now, "lease_seconds": self.seconds,
+        }).encode()  # fmt: skip
+
+    def _create_exclusive(self) -> bool:
+        """Create the lease, whole, only if there is none: a hard link fails if the name
+        exists, and unlike an ``O_EXCL`` file it is never seen half-written."""
+        tmp = f"{self.path}.{self.run_id}"
+        with open(tmp, "wb") as f:
+            f.write(self._content())
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            os.remove(tmp)
+        return True
+
+    def _write(self) -> None:
+        if self.local:  # whole or absent: written aside, renamed over
+            tmp = f"{self.path}.{self.run_id}"
+            with open(tmp, "wb") as f:
+                f.write(self._content())
+            os.replace(tmp, self.path)
+        else:  # an object store's PUT replaces the object whole
+            self.fs.pipe_file(self.path, self._content())
+
+    def _read(self) -> dict | None:
+        """The lease there now; None if there is none. One that cannot be parsed (a torn
+        write on a disk that lost power) counts as stale."""
+        try:
+            if self.local:
+                with open(self.path, "rb") as f:
+                    data = f.read()
+            else:
+                self.fs.invalidate_cache(self.dest)
+                data = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            return None
+        try:
+            held = json.loads(data)
+        except ValueError:
+            return {"heartbeat": 0}
+        return held if isinstance(held, dict) else {"heartbeat": 0}
+
+    def _takeable(self, held: dict) -> bool:
+        if held.get("run_id") == self.run_id:
+            return True
+        age = time.time() - float(held.get("heartbeat") or 0)
+        if age > float(held.get("lease_seconds") or self.seconds):
+            return True
+        return held.get("host") == socket.gethostname() and not _alive(held.get("pid"))
+
+    def _busy_message(self, held: dict) -> str:
+        age = time.time() - float(held.get("heartbeat") or 0)
+        lifetime = float(held.get("lease_seconds") or self.seconds)
+        who = f"process {held.get('pid')} on {held.get('host')}" if held else "another run"
+        return (
+            f"{self.dest} is in use by another run ({who}, last heartbeat {age:.0f} s ago):"
+            " two runs on one destination would overwrite each other's shards. Wait for it to"
+            f" finish, or use another --dest. A run that was killed is taken over after"
+            f" {lifetime:.0f} s without a heartbeat (at once on the same host), or remove"
+            f" {self.path} once you are sure it is gone."
+        )
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 4):
+            try:
+                held = self._read()
+                if held is not None and held.get("run_id") not in (None, self.run_id):
+                    self.lost = (
+                        f"another run took the lease of {self.dest} (this run went"
+                        f" {self.seconds:.0f} s without renewing it): stopped before"
+                        " committing another shard. The committed shards are kept."
+                    )
+                    return
+                self._write()
+            except Exception:
+                continue  # a blip of the store: the next beat tries again, well within seconds
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    try:  # a killed process its parent has not reaped yet still has a pid: it is gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_local(fs) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
