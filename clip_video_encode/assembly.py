@@ -24,9 +24,10 @@ import pyarrow as pa
 
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
-from .dataset import EncodeJob, caption_text, finish_sample
+from .dataset import EncodeJob, RunMismatch, caption_text, finish_sample
+from .retry import Redo, committed_samples
 from .tars import tar_rows
-from .writer import ShardWriter
+from .writer import Sample, ShardWriter
 
 FAILED_TO_ENCODE = "failed_to_encode"
 
@@ -77,7 +78,9 @@ class Assembly:
     def total(self) -> int | None:
         """Videos to do, when known up front (not for tar input, whose size shows on reading)."""
         if all(s.size is not None for s in self.shards):
-            return sum(s.size for s in self.shards)
+            retries = self.run["retries"]
+            return sum(len(retries[s.name].positions) if s.name in retries else s.size
+                       for s in self.shards)  # fmt: skip
         return None
 
     def sources(self) -> Iterator[dict]:
@@ -87,17 +90,23 @@ class Assembly:
         executor may decode it again (a lost worker)."""
         video = 0
         for s, shard in enumerate(self.shards):
+            redo = self.run["retries"].get(shard.name)
             self.writers[s] = ShardWriter(
                 self.fs, self.dest, shard.name, shard.size, self.embed_dim,
                 self.run["captions"], self.job.output_format, shard.digest(),
-                self.job.io_retries, extra_types(shard),
+                self.job.io_retries, extra_types(shard), replaces=redo is not None,
             )  # fmt: skip
             if shard.tar is None:
                 rows = shard.rows()
             else:
-                rows = tar_rows(shard.tar, os.path.join(self.scratch, str(s)))
+                keep = None if redo is None else redo.positions.__contains__
+                rows = tar_rows(shard.tar, os.path.join(self.scratch, str(s)), keep)
+            if redo is not None:
+                rows = self._retried_rows(s, redo, rows)
             n = 0
             for n, row in enumerate(rows, 1):
+                if row is None:
+                    continue  # a committed sample, kept as it is
                 self.slots[video] = Slot(s, n - 1, row)
                 yield {"location": row.get("fetch", row["location"]),
                        "start": row["start"], "end": row["end"]}  # fmt: skip
@@ -106,6 +115,27 @@ class Assembly:
             if shard.size is None:  # a tar's writer cannot complete before its size is known
                 self.writers[s].n_rows = n
                 self._close_complete()
+
+    def _retried_rows(self, s: int, redo: Redo, rows: Iterator[dict]) -> Iterator[dict | None]:
+        """The rows of a committed shard, for --retry-failed: those to do again as they are,
+        the others (None) copied at once from the committed shard to its writer."""
+        committed = committed_samples(self.fs, redo)
+        for n, row in enumerate(rows):
+            old, parts = next(committed, (None, None))
+            if old is None or old["key"] != row["key"]:
+                raise RunMismatch(
+                    f"{redo.data} does not hold the rows of the input any more"
+                    f" ({row['key']!r} at {n}): the input changed since it was committed."
+                    " Use another --dest, or rerun without --retry-failed (with --replan)."
+                )
+            if n in redo.positions:
+                yield row
+            else:
+                self.writers[s].add(Sample(n, row["key"], {}, members=parts, row=old))
+                self._close_complete()
+                yield None
+        if next(committed, None) is not None:
+            raise RunMismatch(f"{redo.data} holds more rows than the input: it changed since")
 
     def finish(
         self, video: int, record: dict, embeddings: np.ndarray | None, error: str | None = None

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Sequence
 
 from video2numpy.cli import add_frame_arguments, frame_options
+from video2numpy.status import SUCCESS
 
 from .dataset import EncodeJob, RunMismatch
 from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
 from .lease import DestinationBusy, LeaseLost
+from .retry import RETRYABLE
 from .shards import Columns
 from .writer import StorageRefused
 
@@ -48,6 +50,15 @@ def _stop_on_sigterm():
 
 def _optional(name: str | None) -> str | None:
     return None if name in (None, "", "none") else name
+
+
+def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
+    extra = {s.strip() for item in listed for s in item.split(",") if s.strip()}
+    if not (retry_failed or extra):
+        return frozenset()
+    if SUCCESS in extra:
+        raise ValueError("--retry-status success: rows that succeeded are never redone")
+    return RETRYABLE | extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +138,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         " rows are unchanged, redo the others (without it such a rerun is refused)",
     )
     group.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also redo the rows of committed shards that failed to fetch or timed out (and"
+        " those with a --retry-status); every other row stays byte for byte",
+    )
+    group.add_argument(
+        "--retry-status",
+        action="append",
+        default=[],
+        metavar="STATUS[,STATUS]",
+        help="further statuses to redo, e.g. failed_to_decode (implies --retry-failed)",
+    )
+    group.add_argument(
         "--io-retries",
         type=int,
         default=5,
@@ -171,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             replan=args.replan,
             io_retries=args.io_retries,
             encoding=args.encoding,
+            retry_statuses=_retry_statuses(args.retry_failed, args.retry_status),
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -225,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     skipped, redone = summary["shards_skipped"], summary.get("redone", 0)
+    retried = summary.get("shards_retried", 0)
     detail = ", ".join(
         f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"
     )
@@ -233,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {summary['successes']} succeeded, {summary['failed']} failed"
         f"{f' ({detail})' if detail else ''}, {summary['frames']} frames;"
         f" {summary['shards_written']} shards written"
+        f"{f' ({retried} of them rewritten, their failed rows redone)' if retried else ''}"
         f"{f', {skipped} already done' if skipped else ''}"
         f"{f'; {redone} videos redone after a lost worker' if redone else ''}"
         f" -> {summary['dest']}",

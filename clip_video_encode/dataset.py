@@ -22,6 +22,7 @@ from video2numpy.table import is_table, read_table
 from video2numpy.video import FrameOptions
 
 from .encoder import EncoderOptions
+from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_name
 from .writer import Sample, committed_shards, stats_path
@@ -51,6 +52,8 @@ class EncodeJob:
     io_retries: int = 5  # retries of a commit step the destination refuses for a while
     encoding: str | None = None  # text encoding of the input table (None: UTF-8)
     size_from_model: bool = True  # frames at the model's own input size unless set
+    # --retry-failed: statuses whose rows of committed shards are done again (empty: none)
+    retry_statuses: frozenset[str] = frozenset()
     lease_seconds: float = 120.0  # a destination's lease goes stale this long after its run
 
 
@@ -162,16 +165,20 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
     if not tar_input and columns.split in table.column_names:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
-    done = {s["shard"] for s in committed_shards(fs, dest)[0]}
-    todo = [s for s in shards if s.name not in done]
+    committed = committed_shards(fs, dest)[0]
+    done = {s["shard"] for s in committed}
+    retries = plan_retries(fs, dest, committed, job.retry_statuses) if job.retry_statuses else {}
+    todo = [s for s in shards if s.name not in done or s.name in retries]
     present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
     for shard in todo:  # what a failed commit may have left under final names
-        _remove_shard(fs, dest, shard.name, present)
+        if shard.name not in retries:
+            _remove_shard(fs, dest, shard.name, present)
     return {
         "frames": frames,
         "todo": todo,
+        "retries": retries,  # committed shards with rows to do again (--retry-failed)
         "captions": tar_input or columns.caption in table.column_names,
-        "summary": Summary(len(shards), len(todo), dest),
+        "summary": Summary(len(shards), len(todo), dest, len(retries)),
     }
 
 
@@ -211,8 +218,8 @@ def finish_sample(
 class Summary:
     """Counts for the summary line and the exit code."""
 
-    def __init__(self, shards: int, todo: int, dest: str) -> None:
-        self.shards, self.todo, self.dest = shards, todo, dest
+    def __init__(self, shards: int, todo: int, dest: str, retried: int = 0) -> None:
+        self.shards, self.todo, self.dest, self.retried = shards, todo, dest, retried
         self.began = time.perf_counter()
         self.statuses: Counter[str] = Counter()
         self.frames = 0
@@ -233,6 +240,7 @@ class Summary:
             "shards": self.shards,
             "shards_written": self.done_shards,
             "shards_skipped": self.shards - self.todo,
+            "shards_retried": self.retried,  # committed shards rewritten (--retry-failed)
             "videos": videos,
             "successes": self.statuses.get(SUCCESS, 0),
             "failed": videos - self.statuses.get(SUCCESS, 0),

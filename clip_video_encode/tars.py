@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import fsspec
 
@@ -58,10 +58,11 @@ def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
             yield key, parts
 
 
-def tar_rows(url: str, scratch: str) -> Iterator[dict]:
+def tar_rows(url: str, scratch: str, keep: Callable[[int], bool] | None = None) -> Iterator[dict]:
     """Input rows of one tar. Each video is written to ``scratch`` (a folder of this tar's
     own: names are the sample's position) and named in ``fetch``; the caller deletes it once
-    its video is finished."""
+    its video is finished. ``keep(position)``: whether a sample's video is wanted (the others
+    are not written out)."""
     os.makedirs(scratch, exist_ok=True)
     used: set[str] = set()
     for n, (key, parts) in enumerate(iter_tar_samples(url)):
@@ -95,6 +96,8 @@ def tar_rows(url: str, scratch: str) -> Iterator[dict]:
             row["missing_member"] = (
                 f"no video member in sample {key!r} of {url} (members: {', '.join(parts)})"
             )
+        elif keep is not None and not keep(n):
+            row["fetch"] = ""
         else:
             path = os.path.join(scratch, f"{n}.{video_ext}")
             with open(path, "wb") as out:

@@ -50,6 +50,9 @@ class Sample:
     embeddings: np.ndarray | None = None
     caption: str | None = None
     extra: dict = field(default_factory=dict)
+    # A committed sample kept as it is (--retry-failed): its stored members and parquet row.
+    members: dict[str, bytes] | None = None
+    row: dict | None = None
 
 
 def stats_path(dest: str, name: str) -> str:
@@ -69,11 +72,14 @@ class ShardWriter:
         rows_sha256: str = "",
         io_retries: int = 5,
         extra_types: dict[str, pa.DataType] | None = None,
+        replaces: bool = False,
     ) -> None:
         """``n_rows`` may be None until known (an input tar still being read).
         ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``.
         ``rows_sha256``: the content hash of the shard's input rows, kept in the stats so that
-        a rerun on a changed table can tell which committed shards still stand."""
+        a rerun on a changed table can tell which committed shards still stand.
+        ``replaces``: the shard is committed already and is being rewritten (--retry-failed):
+        its marker is removed just before the new files take the final names."""
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
@@ -83,6 +89,7 @@ class ShardWriter:
         # Types of the copied columns, fixed for the whole run (from the input's schema); None
         # (tar input, whose json fields are known only as they come): stored as text.
         self.extra_types = extra_types
+        self.replaces = replaces
         self.began = time.time()
         self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
         self._tmp = f"{self._final}.partial"
@@ -113,6 +120,10 @@ class ShardWriter:
         return self._next == self.n_rows
 
     def _write(self, sample: Sample) -> None:
+        if sample.members is not None:
+            self._store(sample.key, sample.members)
+            self._count(sample.row)
+            return
         entry: dict = {"__key__": sample.key}
         embeddings = sample.embeddings
         if embeddings is None:
@@ -123,20 +134,25 @@ class ShardWriter:
         if self.captions:
             entry["txt"] = (sample.caption or "").encode("utf-8")
         entry["json"] = dumps(sample.meta, ensure_ascii=False).encode("utf-8")
-        if self._tar is not None:
-            self._tar.write(entry)
-        else:
-            for ext, data in entry.items():
-                if ext != "__key__":
-                    self.fs.pipe_file(f"{self._tmp}/{sample.key}.{ext}", data)
-        status = sample.meta.get("status")
-        self._statuses[status] += 1
-        self._frames += int(sample.meta.get("n_frames") or 0)
+        del entry["__key__"]
+        self._store(sample.key, entry)
         row = {c: sample.meta.get(c) for c in PARQUET_COLUMNS}
         row["caption"] = sample.caption
         row["id"] = None if row["id"] is None else str(row["id"])
-        self._warnings += bool(row["warning"])
         row.update({k: v for k, v in sample.extra.items() if k not in row})
+        self._count(row)
+
+    def _store(self, key: str, members: dict[str, bytes]) -> None:
+        if self._tar is not None:
+            self._tar.write({"__key__": key, **members})
+        else:
+            for ext, data in members.items():
+                self.fs.pipe_file(f"{self._tmp}/{key}.{ext}", data)
+
+    def _count(self, row: dict) -> None:
+        self._statuses[row["status"]] += 1
+        self._frames += int(row.get("n_frames") or 0)
+        self._warnings += bool(row.get("warning"))
         self._rows.append(row)
 
     def close(self) -> dict:
@@ -167,6 +183,8 @@ class ShardWriter:
             data_bytes = self._file.tell()
             self._file.close()
         retry = Retrying(self.io_retries)
+        if self.replaces:  # un-commit the shard being rewritten, then replace its files
+            retry(f"removing {self._marker}", self._remove_marker)
         retry(f"removing {self._final}", self._remove_final)
         if self._tar is None:
             retry(f"moving {self._tmp}", _move_folder, self.fs, self._tmp, self._final)
@@ -198,6 +216,10 @@ class ShardWriter:
         if not self.fs.exists(src) and self.fs.exists(dest):
             return  # an attempt that failed after its copy (an object store's move)
         self.fs.mv(src, dest)
+
+    def _remove_marker(self) -> None:
+        if self.fs.exists(self._marker):
+            self.fs.rm(self._marker)
 
     def _remove_final(self) -> None:
         if self.fs.exists(self._final):  # a folder left by an interrupted run
