@@ -95,6 +95,7 @@ class Assembly:
                 self.fs, self.dest, shard.name, shard.size, self.embed_dim,
                 self.run["captions"], self.job.output_format, shard.digest(),
                 self.job.io_retries, extra_types(shard), replaces=redo is not None,
+                json_fields=None if redo is None else redo.json_fields,
             )  # fmt: skip
             if shard.tar is None:
                 rows = shard.rows()
@@ -186,4 +187,7 @@ class Assembly:
         for s in [s for s, w in self.writers.items() if w.complete]:
             if self.guard is not None:
                 self.guard()
-            self.summary.shard_done(self.writers.pop(s).close())
+            stats = self.writers.pop(s).close()
+            if self.run.get("card") is not None and stats.get("json_fields"):
+                self.run["card"].add_fields(stats["json_fields"])
+            self.summary.shard_done(stats)

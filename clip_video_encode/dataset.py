@@ -21,6 +21,7 @@ from video2numpy.status import SUCCESS
 from video2numpy.table import is_table, read_table
 from video2numpy.video import FrameOptions
 
+from .card import Card, arrow_feature, merge_features
 from .encoder import EncoderOptions
 from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
@@ -162,10 +163,32 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
             _write_json(fs, run_path, settings)
     else:
         _write_json(fs, run_path, settings)
-    if not tar_input and columns.split in table.column_names:
+    split_column = not tar_input and columns.split in table.column_names
+    if split_column:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
     committed = committed_shards(fs, dest)[0]
+    captions = tar_input or columns.caption in table.column_names
+    if tar_input:  # an input tar's json fields: as the committed shards found them
+        fields: dict = {}
+        for stats in committed:
+            for name, feature in stats.get("json_fields", {}).items():
+                fields[name] = merge_features(fields.get(name), feature)
+    else:
+        fields = {c: arrow_feature(table.schema.field(c).type) for c in columns.save}
+    card = Card(
+        fs,
+        dest,
+        settings,
+        captions,
+        job.caption_similarity,
+        {s.name: s.splits() for s in shards} if split_column else None,
+        fields,
+    )
+    if job.output_format == "webdataset":  # Hugging Face reads tars, not folders of files
+        card.write()
+    else:
+        card = None
     done = {s["shard"] for s in committed}
     retries = plan_retries(fs, dest, committed, job.retry_statuses) if job.retry_statuses else {}
     todo = [s for s in shards if s.name not in done or s.name in retries]
@@ -177,7 +200,8 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
         "frames": frames,
         "todo": todo,
         "retries": retries,  # committed shards with rows to do again (--retry-failed)
-        "captions": tar_input or columns.caption in table.column_names,
+        "captions": captions,
+        "card": card,  # the dataset card (webdataset output), told of new json fields
         "summary": Summary(len(shards), len(todo), dest, len(retries)),
     }
 

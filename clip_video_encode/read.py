@@ -46,6 +46,23 @@ def dataset_identity(dataset: str) -> tuple[list[str], str]:
     return shards, h.hexdigest()
 
 
+def hf_features(dataset: str):
+    """The Hugging Face ``datasets.Features`` of a dataset's samples, from its card
+    (``DEST/README.md``), for the ``webdataset`` builder, which otherwise infers the types
+    from the first five samples::
+
+        datasets.load_dataset("webdataset", data_files=f"{DEST}/*.tar",
+                              features=hf_features(DEST))
+    """
+    import datasets
+    import yaml
+
+    fs, path = fsspec.core.url_to_fs(dataset)
+    text = fs.cat_file(f"{path.rstrip('/')}/README.md").decode("utf-8")
+    front = yaml.safe_load(text.split("---\n", 2)[1])
+    return datasets.Features._from_yaml_list(front["dataset_info"]["features"])
+
+
 def _committed(dataset: str) -> tuple[list[str], list[dict]]:
     fs, path = fsspec.core.url_to_fs(dataset)
     stats, markers = committed_shards(fs, path.rstrip("/"))

@@ -31,6 +31,7 @@ class Redo:
     positions: frozenset[int]
     parquet: str
     data: str  # its tar, or its folder (``--output-format files``)
+    json_fields: dict  # the json fields its samples from an input tar have (their types)
 
 
 def plan_retries(fs, dest: str, committed: list[dict], statuses: frozenset[str]) -> dict[str, Redo]:
@@ -46,7 +47,7 @@ def plan_retries(fs, dest: str, committed: list[dict], statuses: frozenset[str])
             column = pq.read_table(f, columns=["status"]).column("status").to_pylist()
         positions = frozenset(i for i, s in enumerate(column) if s in statuses)
         if positions:
-            plans[name] = Redo(positions, parquet, stats["_data"])
+            plans[name] = Redo(positions, parquet, stats["_data"], stats.get("json_fields", {}))
     return plans
 
 

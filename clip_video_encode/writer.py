@@ -25,8 +25,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from video2numpy.jsonsafe import dumps
+from video2numpy.jsonsafe import dumps, plain
 from video2numpy.status import SUCCESS
+
+from .card import merge_features, value_feature
 
 # The parquet's own columns, typed once: a column that is null in a whole shard must not be
 # typed null there, or readers of the whole dataset fail to unify the shards' schemas.
@@ -73,13 +75,17 @@ class ShardWriter:
         io_retries: int = 5,
         extra_types: dict[str, pa.DataType] | None = None,
         replaces: bool = False,
+        json_fields: dict | None = None,
     ) -> None:
         """``n_rows`` may be None until known (an input tar still being read).
         ``output_format`` "files" writes a folder ``NAME/`` of files instead of ``NAME.tar``.
         ``rows_sha256``: the content hash of the shard's input rows, kept in the stats so that
         a rerun on a changed table can tell which committed shards still stand.
         ``replaces``: the shard is committed already and is being rewritten (--retry-failed):
-        its marker is removed just before the new files take the final names."""
+        its marker is removed just before the new files take the final names.
+        ``json_fields``: for input tars, the types of json fields of samples kept from the
+        shard being rewritten (the stats record the types of every field the shard holds,
+        for the dataset card)."""
         import webdataset as wds
 
         self.fs, self.dest, self.name, self.n_rows = fs, dest, name, n_rows
@@ -90,6 +96,8 @@ class ShardWriter:
         # (tar input, whose json fields are known only as they come): stored as text.
         self.extra_types = extra_types
         self.replaces = replaces
+        self._json_fields = dict(json_fields or {})
+        self._json_values: dict[str, list] = {}  # an input tar's json fields, as written
         self.began = time.time()
         self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
         self._tmp = f"{self._final}.partial"
@@ -140,6 +148,9 @@ class ShardWriter:
         row["caption"] = sample.caption
         row["id"] = None if row["id"] is None else str(row["id"])
         row.update({k: v for k, v in sample.extra.items() if k not in row})
+        if self.extra_types is None:
+            for k, v in sample.extra.items():
+                self._json_values.setdefault(k, []).append(plain(v))
         self._count(row)
 
     def _store(self, key: str, members: dict[str, bytes]) -> None:
@@ -204,6 +215,7 @@ class ShardWriter:
             "frames": self._frames,
             "warnings": self._warnings,
             "rows_sha256": self.rows_sha256,
+            **({"json_fields": self._fields()} if self.extra_types is None else {}),
             "tar_bytes": data_bytes,
             "parquet_bytes": parquet_bytes,
             "start_time": self.began,
@@ -211,6 +223,13 @@ class ShardWriter:
         }
         retry(f"writing {self._marker}", self._write_marker, stats)
         return stats
+
+    def _fields(self) -> dict:
+        """The Hugging Face types of an input tar's json fields in this shard."""
+        fields = dict(self._json_fields)
+        for name, values in self._json_values.items():
+            fields[name] = merge_features(fields.get(name), value_feature(values))
+        return fields
 
     def _move(self, src: str, dest: str) -> None:
         if not self.fs.exists(src) and self.fs.exists(dest):

@@ -183,6 +183,7 @@ def test_dataset_layout(table, tmp_path, checkpoint, encoder, videos, capsys):
         "00001.parquet",
         "00001.tar",
         "00001_stats.json",
+        "README.md",
         "run.json",
         "splits.csv",
     ]

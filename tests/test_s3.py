@@ -45,7 +45,7 @@ def test_encode_from_and_to_s3(s3, weights):
 
     assert encode_to("s3://videos-bucket/out", weights[0]) == 1  # one row is missing
     listing = sorted(p.split("/")[-1] for p in s3.ls("videos-bucket/out"))
-    assert listing == ["00000.parquet", "00000.tar", "00000_stats.json", "run.json"]
+    assert listing == ["00000.parquet", "00000.tar", "00000_stats.json", "README.md", "run.json"]
     stats = json.loads(s3.cat("videos-bucket/out/00000_stats.json"))
     assert stats["status_dict"] == {"failed_to_fetch": 1, "success": 1}
     samples = list(iter_samples("s3://videos-bucket/out"))

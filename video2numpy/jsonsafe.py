@@ -5,6 +5,8 @@ instead of writing ``NaN``, which strict parsers reject."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import math
 from typing import Any
@@ -14,7 +16,8 @@ import numpy as np
 
 def plain(value: Any) -> Any:
     """``value`` with NaN/Infinity as None, numpy scalars and arrays as Python values, bytes
-    as text, recursively through lists, tuples and dicts."""
+    as text, dates and times as ISO 8601 text, durations as seconds, decimals as numbers,
+    recursively through lists, tuples and dicts."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
@@ -27,6 +30,12 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()  # a table's dates and times: ISO 8601 text
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return plain(float(value))
     return value
 
 
