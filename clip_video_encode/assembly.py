@@ -101,7 +101,8 @@ class Assembly:
                 rows = shard.rows()
             else:
                 keep = None if redo is None else redo.positions.__contains__
-                rows = tar_rows(shard.tar, os.path.join(self.scratch, str(s)), keep)
+                scratch = os.path.join(self.scratch, str(s))
+                rows = tar_rows(shard.tar, scratch, keep, self.job.encoding)
             if redo is not None:
                 rows = self._retried_rows(s, redo, rows)
             n = 0
@@ -147,6 +148,9 @@ class Assembly:
         row = slot.row
         self._remove_scratch(row)
         record = dict(record)
+        if row.get("input_warning"):  # text of an input tar that could not be read
+            record["warning"] = "; ".join(filter(None, [row["input_warning"],
+                                                        record.get("warning")]))  # fmt: skip
         if row.get("upstream_failure"):
             status, message = row["upstream_failure"]
             record.update(status=status, error_message=message)

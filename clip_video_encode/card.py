@@ -27,7 +27,7 @@ RECORD_FEATURES: dict[str, dict] = {
     "error_message": {"dtype": "string"}, "n_frames": {"dtype": "int64"},
     "timestamps": {"sequence": "float64"}, "duration": {"dtype": "float64"},
     "source_fps": {"dtype": "float64"}, "width": {"dtype": "int64"},
-    "height": {"dtype": "int64"}, "rotation": {"dtype": "int64"},
+    "height": {"dtype": "int64"}, "rotation": {"dtype": "int64"}, "mirrored": {"dtype": "bool"},
     "start": {"dtype": "float64"}, "end": {"dtype": "float64"}, "split": {"dtype": "string"},
     "warning": {"dtype": "string"},
 }  # fmt: skip

@@ -94,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--location-col", default="location")
     group.add_argument("--caption-col", default="caption")
     group.add_argument(
-        "--encoding", help="text encoding of the input table (default UTF-8; e.g. cp1252)"
+        "--encoding",
+        help="text encoding of the input table, or of input tars' txt and json members"
+        " (default UTF-8; e.g. cp1252)",
     )
     group.add_argument("--id-col", default="id")
     group.add_argument("--start-col", default="start")

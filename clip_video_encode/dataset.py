@@ -225,6 +225,8 @@ def finish_sample(
         "source_fps": record.get("source_fps"),
         "width": record.get("width"),
         "height": record.get("height"),
+        "rotation": record.get("rotation"),  # the display matrix, applied: width, height as shown
+        "mirrored": record.get("mirrored"),
         "start": plain(row.get("start")),  # a NaN bound (a missing number) is no bound
         "end": plain(row.get("end")),
         "split": plain(row.get("split")),

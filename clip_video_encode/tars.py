@@ -58,23 +58,31 @@ def iter_tar_samples(url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
             yield key, parts
 
 
-def tar_rows(url: str, scratch: str, keep: Callable[[int], bool] | None = None) -> Iterator[dict]:
+def tar_rows(
+    url: str,
+    scratch: str,
+    keep: Callable[[int], bool] | None = None,
+    encoding: str | None = None,
+) -> Iterator[dict]:
     """Input rows of one tar. Each video is written to ``scratch`` (a folder of this tar's
     own: names are the sample's position) and named in ``fetch``; the caller deletes it once
     its video is finished. ``keep(position)``: whether a sample's video is wanted (the others
-    are not written out)."""
+    are not written out). ``encoding``: of the ``txt`` and ``json`` members (UTF-8); text
+    that does not decode is left out and the row's ``input_warning`` says so, never
+    replaced by U+FFFD characters."""
     os.makedirs(scratch, exist_ok=True)
     used: set[str] = set()
     for n, (key, parts) in enumerate(iter_tar_samples(url)):
         video_ext = next((e for e in VIDEO_EXTENSIONS if e in parts), None)
-        meta = _json(parts.get("json"))
+        problems: list[str] = []
+        meta = _json(parts.get("json"), encoding, problems)
         safe_key = _unique(key if _SAFE_KEY.match(key) else re.sub(r"[^A-Za-z0-9_-]", "_", key),
                            key, used)  # fmt: skip
         row = {
             "key": safe_key,
             "id": meta.get("key", key) if isinstance(meta.get("key"), str) else key,
             "location": f"{url}#{key}.{video_ext or '?'}",
-            "caption": _text(parts.get("txt")),
+            "caption": _text(parts.get("txt"), encoding, problems),
             "start": None,
             "end": None,
             "split": None,
@@ -82,6 +90,8 @@ def tar_rows(url: str, scratch: str, keep: Callable[[int], bool] | None = None) 
         }
         if safe_key != key:
             row["extra"]["source_key"] = key
+        if problems:
+            row["input_warning"] = "; ".join(problems)
         if video_ext is None:
             row["fetch"] = ""
             upstream = meta.get("status")
@@ -118,15 +128,29 @@ def _unique(safe: str, original: str, used: set[str]) -> str:
     return key
 
 
-def _json(data: bytes | None) -> dict:
-    if not data:
+def _json(data: bytes | None, encoding: str | None, problems: list[str]) -> dict:
+    text = _text(data, encoding, problems, "json")
+    if not text:
         return {}
     try:
-        value = json.loads(data)
-    except ValueError:
+        value = json.loads(text)
+    except ValueError as exc:
+        problems.append(f"the json member is not JSON ({exc}); its fields are left out")
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        problems.append("the json member is not a JSON object; its fields are left out")
+        return {}
+    return value
 
 
-def _text(data: bytes | None) -> str | None:
-    return None if data is None else data.decode("utf-8", errors="replace").strip()
+def _text(data: bytes | None, encoding: str | None, problems: list[str], what: str = "txt"):
+    if data is None:
+        return None
+    try:
+        return data.decode(encoding or "utf-8").strip()
+    except UnicodeDecodeError as exc:
+        problems.append(
+            f"the {what} member is not {encoding or 'UTF-8'} text ({exc.reason} at byte"
+            f" {exc.start}); left out: give the tars' encoding with --encoding"
+        )
+        return None

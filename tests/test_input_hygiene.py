@@ -240,3 +240,28 @@ def test_a_stopped_run_is_clean_and_resumes(videos, tmp_path, checkpoint, signum
             assert (dest / f"{name.split('.')[0]}_stats.json").exists(), name
     assert subprocess.run(argv, timeout=300).returncode == 0
     assert len(list(iter_samples(str(dest)))) == 6
+
+
+def test_tar_text_that_is_not_utf8_is_said_never_replaced(videos, tmp_path, checkpoint):
+    """An input tar's txt and json in cp1252: left out with a warning, or read as told."""
+    src = tmp_path / "00000.tar"
+    with wds.TarWriter(str(src)) as sink, open(videos["one_frame.mp4"], "rb") as f:
+        video = f.read()
+        sink.write({"__key__": "a", "mp4": video, "txt": "café".encode("cp1252"),
+                    "json": '{"title": "naïve"}'.encode("cp1252")})  # fmt: skip
+        sink.write({"__key__": "b", "mp4": video, "txt": b"plain"})
+    for extra, caption in [((), None), (("--encoding", "cp1252"), "café")]:
+        dest = tmp_path / f"out{len(extra)}"
+        assert encode(src, dest, checkpoint, *extra) == 0
+        got = {k: m for k, _, m in iter_samples(str(dest))}
+        with tarfile.open(dest / "00000.tar") as tar:
+            texts = [tar.extractfile(m).read().decode("utf-8") for m in tar if m.name[-3:] != "npy"]
+        assert not any("\ufffd" in t for t in texts)
+        assert got["a"]["caption"] == caption and got["b"]["caption"] == "plain"
+        stats = json.loads((dest / "00000_stats.json").read_text())
+        if caption is None:
+            assert "not UTF-8 text" in got["a"]["warning"] and "--encoding" in got["a"]["warning"]
+            assert "title" not in got["a"] and stats["warnings"] == 1
+        else:
+            assert got["a"]["title"] == "naïve" and "warning" not in got["a"]
+            assert stats["warnings"] == 0

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .orient import UPRIGHT, Orientation, first_frame_orientation, remaining
 from .resize import Resize
 from .status import DecodeError
 
@@ -25,6 +26,8 @@ BACKENDS = ("auto", "pyav", "decord")
 # Decoders that read ``skip_frame`` on every packet. Others (libdav1d reads it once, when the
 # codec opens) would skip frames that were asked for, so they decode every frame.
 _SKIP_FRAME_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
+# How decord (0.6) turns a picture whose display matrix has FFmpeg angle theta.
+_DECORD_TURNS = {90: ("clock",), 180: ("hflip", "vflip"), 270: ("cclock",)}
 
 
 @dataclass
@@ -37,11 +40,14 @@ class VideoMeta:
     duration: float
     n_source_frames: int
     codec: str
+    orientation: Orientation = UPRIGHT  # width and height are as shown, after it
 
     def as_dict(self) -> dict:
         return {
             "width": self.width,
             "height": self.height,
+            "rotation": self.orientation.rotation,
+            "mirrored": self.orientation.mirrored,
             "source_fps": round(self.source_fps, 6),
             "duration": round(self.duration, 6),
             "n_source_frames": self.n_source_frames,
@@ -111,6 +117,7 @@ class PyAVVideo:
                 codec = ctx.name
                 width, height = ctx.width, ctx.height
                 reorders = bool(ctx.has_b_frames)
+                orientation = first_frame_orientation(container, stream) if any(shown) else UPRIGHT
         except DecodeError:
             raise
         except Exception as exc:  # av raises many error types for non-videos
@@ -135,8 +142,11 @@ class PyAVVideo:
         self._skips = codec in _SKIP_FRAME_CODECS and not self._by_order
         self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
         fps, self.end_time = _rate_and_end(self.frame_times, float(rate) if rate else 0.0)
-        self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec)
-        self.warning = _corrupt_warning(corrupt, self._origin, self.time_base, self.end_time)
+        self.orientation = orientation
+        width, height = orientation.displayed_size(width, height)
+        self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec, orientation)
+        corrupted = _corrupt_warning(corrupt, self._origin, self.time_base, self.end_time)
+        self.warning = _join(corrupted, _angle_warning(orientation))
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -240,7 +250,7 @@ class PyAVVideo:
                         while i < len(targets) and targets[i] < frame.pts:
                             i += 1  # a target the decoder never produced
                         if i < len(targets) and targets[i] == frame.pts:
-                            yield int(frame.pts), _to_rgb(frame, scaled, resize)
+                            yield int(frame.pts), _to_rgb(frame, scaled, resize, self.orientation)
                             i += 1
                     if i >= len(targets):
                         break
@@ -277,16 +287,17 @@ class PyAVVideo:
                     pts = int(self.pts[n])
                     n += 1
                     if pts in wanted:
-                        yield pts, _to_rgb(frame, scaled, resize)
+                        yield pts, _to_rgb(frame, scaled, resize, self.orientation)
                     if pts >= last:
                         return
 
 
-def _to_rgb(frame, scaled: tuple[int, int], resize: Resize) -> np.ndarray:
-    rgb = frame.to_ndarray(
-        width=scaled[0], height=scaled[1], format="rgb24", interpolation="BICUBIC"
-    )
-    return np.ascontiguousarray(resize.finish(rgb))
+def _to_rgb(frame, scaled: tuple[int, int], resize: Resize, orientation: Orientation) -> np.ndarray:
+    """Scale (to the stored picture's size that gives ``scaled`` once turned), turn upright,
+    then crop or pad: the scaler works on the picture as stored, the crop on it as shown."""
+    width, height = orientation.stored_size(*scaled)
+    rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="BICUBIC")
+    return np.ascontiguousarray(resize.finish(orientation.apply(rgb)))
 
 
 class DecordVideo:
@@ -306,8 +317,14 @@ class DecordVideo:
         self.threads = threads
         self.missing = 0  # decord raises rather than dropping frames
         self._decord = decord
-        width, height, codec, self.preroll, self.warning = _probe(path)
-        self._size = (width, height)
+        width, height, codec, self.preroll, self.warning, orientation = _probe(path)
+        # decord turns frames by the matrix's angle itself and ignores its mirrors: what is
+        # left to do here completes it (tested for every turn and mirror).
+        done = _DECORD_TURNS.get(orientation.theta, ()) if orientation.steps else ()
+        self._left = remaining(orientation, done)
+        self.orientation = orientation
+        width, height = orientation.displayed_size(width, height)
+        self._size = (width, height)  # as shown
         try:
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
             n = len(reader)
@@ -320,7 +337,7 @@ class DecordVideo:
             raise DecodeError("the video stream has no frames")
         self.frame_times = np.asarray(stamps[:, 0], dtype=np.float64)
         fps, self.end_time = _rate_and_end(self.frame_times, fps)
-        self.meta = VideoMeta(width, height, fps, self.end_time, n, codec)
+        self.meta = VideoMeta(width, height, fps, self.end_time, n, codec, orientation)
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -328,7 +345,8 @@ class DecordVideo:
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) == 0:
             return
-        width, height = resize.scaled_size(*self._size)
+        # decord scales its own output (turned by the angle): the size before what is left.
+        width, height = self._left.stored_size(*resize.scaled_size(*self._size))
         try:
             reader = self._decord.VideoReader(
                 self.path,
@@ -345,7 +363,7 @@ class DecordVideo:
                 batch = reader.get_batch(part.tolist()).asnumpy()
             except Exception as exc:
                 raise DecodeError(f"decord failed to decode frames: {exc}") from exc
-            frames = np.stack([resize.finish(f) for f in batch])
+            frames = np.stack([resize.finish(self._left.apply(f)) for f in batch])
             yield frames, self.frame_times[part]
 
 
@@ -364,6 +382,19 @@ def _corrupt_warning(
     )
 
 
+def _angle_warning(orientation: Orientation) -> str | None:
+    if orientation.unsupported is None:
+        return None
+    return (
+        f"the display matrix asks for a rotation of {orientation.unsupported:g} degrees, not a"
+        " multiple of 90: frames are as stored"
+    )
+
+
+def _join(*warnings: str | None) -> str | None:
+    return "; ".join(w for w in warnings if w) or None
+
+
 def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     """The frame rate (the container's, else from the frame times) and the time the last frame
     stops being shown (its time plus the typical frame interval)."""
@@ -372,10 +403,10 @@ def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     return fps, float(times[-1]) + (interval or (1.0 / fps if fps else 0.0))
 
 
-def _probe(path: str) -> tuple[int, int, str, bool, str | None]:
-    """Picture size, codec, whether the stream has pre-roll (packets an edit list marks as
-    decoded but never shown) and a warning about corrupt packets, from the container alone,
-    without decoding."""
+def _probe(path: str) -> tuple[int, int, str, bool, str | None, Orientation]:
+    """Picture size (as stored), codec, whether the stream has pre-roll (packets an edit list
+    marks as decoded but never shown), a warning about corrupt packets, and the orientation
+    (from the first frame: the only decoding done here)."""
     import av
 
     try:
@@ -392,8 +423,10 @@ def _probe(path: str) -> tuple[int, int, str, bool, str | None]:
                     if p.is_corrupt:
                         corrupt.append(p.pts)
             shown_end = float(last * stream.time_base)
-            warning = _corrupt_warning(corrupt, 0, stream.time_base, shown_end)
-            return ctx.width, ctx.height, ctx.name, preroll, warning
+            orientation = first_frame_orientation(container, stream)
+            warning = _join(_corrupt_warning(corrupt, 0, stream.time_base, shown_end),
+                            _angle_warning(orientation))  # fmt: skip
+            return ctx.width, ctx.height, ctx.name, preroll, warning, orientation
     except DecodeError:
         raise
     except Exception as exc:

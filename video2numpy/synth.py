@@ -61,6 +61,8 @@ def write_video(
     bframes: bool = True,
     audio: bool = False,
     texture: bool = False,
+    display: tuple[int, bool, bool] = (0, False, False),
+    marker: bool = False,
 ) -> None:
     """Write a video of ``n_frames`` index-coded frames.
 
@@ -69,13 +71,26 @@ def write_video(
     default, as real footage does, so decoders must reorder and skip correctly. ``texture``
     fills the picture with a moving, camera-like texture (only the top-left corner keeps the
     index bands), so that benchmarks decode realistic bitstreams rather than flat colours.
+
+    ``display``: ``(degrees counter-clockwise, hflip, vflip)`` of a display matrix, as phones
+    write it: the picture is stored turned the other way, so that a player shows the
+    ``width`` x ``height`` index-coded frames upright (a rotation or one flip, not both).
+    ``marker`` puts a white square in the top-left corner of the picture as shown, so that a
+    mirror or a half turn shows too.
     """
     import av
 
     rate = Fraction(fps).limit_denominator(1001)
+    degrees, hflip, vflip = display
+    if degrees % 90 or (degrees % 360 and (hflip or vflip)) or (hflip and vflip):
+        raise ValueError("display: a multiple of 90 degrees, or one flip")
+    turns = (degrees // 90) % 4
+    stored = (height, width) if turns % 2 else (width, height)
     with av.open(path, "w") as container:
         stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = width, height
+        stream.width, stream.height = stored
+        if display != (0, False, False):
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         stream.pix_fmt = "yuv420p"
         options = {"g": str(gop)}
         if codec == "libx264":
@@ -93,6 +108,12 @@ def write_video(
                 corner = picture[: height // 4, : width // 8].copy()
                 picture = np.roll(scene, (i * 3, i * 5), axis=(0, 1))[:height, :width]
                 picture[: height // 4, : width // 8] = corner
+            if marker:
+                side = max(2, min(width, height) // 6)
+                picture[:side, :side] = 255
+            # Stored turned clockwise (the player turns it back) or mirrored (its own inverse).
+            picture = np.rot90(picture, -turns)
+            picture = picture[:, ::-1] if hflip else picture[::-1] if vflip else picture
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
             seconds = frame_times[i] if frame_times is not None else i / rate
             frame.pts = int(round(Fraction(seconds) / time_base))
