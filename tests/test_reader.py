@@ -112,3 +112,21 @@ def test_killed_worker_leaves_no_partial_download(http_root, videos, tmp_path, m
         if chunk.record is not None and chunk.index == 0:
             assert chunk.record["status"] == "timeout"
     assert list(tmp_path.iterdir()) == []  # every worker's folder removed, the killed one too
+
+
+def test_a_worker_that_died_while_idle_loses_no_video(videos):
+    """A worker killed between videos (out of memory, a stray kill): the next video goes to a
+    fresh worker instead of ending the run with a broken pipe."""
+    from video2numpy.reader import _Pool
+    from video2numpy.video import Task
+
+    options = FrameOptions(Sampling(num_frames=2), Resize(32))
+    pool = _Pool(1, options)
+    try:
+        pool.workers[0].process.kill()
+        pool.workers[0].process.join()
+        tasks = iter([Task(0, videos["cfr.mp4"]), Task(1, videos["vfr.mp4"])])
+        records = [c.record for c in pool.run(tasks, 60) if c.record is not None]
+    finally:
+        pool.close()
+    assert [r["status"] for r in records] == ["success", "success"]

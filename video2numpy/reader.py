@@ -137,13 +137,13 @@ class _Pool:
     def run(self, tasks: Iterator[Task], timeout: float) -> Iterator[Chunk]:
         pending = True
         while True:
-            for worker in self.workers:
+            for i, worker in enumerate(self.workers):
                 if worker.task is None and pending:
                     task = next(tasks, None)
                     if task is None:
                         pending = False
                     else:
-                        worker.give(task)
+                        self._give(i, task)
             busy = [w for w in self.workers if w.task is not None]
             if not busy:
                 return
@@ -173,6 +173,17 @@ class _Pool:
                         yield self._replace(
                             i, f"no progress for {timeout:g} s; the worker was stopped", TIMEOUT
                         )
+
+    def _give(self, i: int, task: Task) -> None:
+        """Hand ``task`` to worker ``i``; one that died while idle (killed, out of memory) is
+        replaced first, so the task is not lost with it."""
+        try:
+            self.workers[i].give(task)
+        except OSError:
+            self.workers[i].task = None
+            self.workers[i].stop(kill=True)
+            self.workers[i] = _Worker(self.ctx, self.options)
+            self.workers[i].give(task)
 
     def _replace(self, i: int, message: str, status: str = FAILED_TO_DECODE) -> Chunk:
         """Kill worker ``i``, start a fresh one, and return the failed record for its task."""
