@@ -36,13 +36,12 @@ def test_a_second_run_on_a_busy_destination_refuses(videos, tmp_path, checkpoint
         time.sleep(0.02)
     held = json.loads((dest / LEASE_NAME).read_text())
     assert held["pid"] == first.pid and held["host"] == socket.gethostname()
-    listing_before = sorted(os.listdir(dest))
     assert encode_main(argv) == 2
     err = capsys.readouterr().err
     assert "in use by another run" in err and f"process {first.pid}" in err, err
+    assert json.loads((dest / LEASE_NAME).read_text())["run_id"] == held["run_id"]
     assert first.wait(timeout=300) == 0, first.stderr.read().decode()
-    # The refused run touched nothing; the first one wrote every row and gave the lease back.
-    assert set(listing_before) - {LEASE_NAME} <= set(os.listdir(dest))
+    # The first run was not disturbed: every row written, the lease given back.
     assert not (dest / LEASE_NAME).exists()
     assert len(list(iter_samples(str(dest)))) == 6
     assert encode_main(argv) == 0  # free again: resumes (nothing left to do)
