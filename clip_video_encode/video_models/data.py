@@ -1,0 +1,169 @@
+"""Reading a dataset for training and evaluation: padded frame sequences, their metadata, and
+text embeddings computed once by the dataset's own model and cached beside it.
+
+Everything streams shard by shard: nothing here holds more than one shard of frames, so a
+dataset of millions of videos is read in flat memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from ..read import _iter_tar, pad_or_truncate, shard_urls
+
+# Values of the split column that mean "held out" (LAION's splits.csv and HF's names).
+VALIDATION_SPLITS = ("val", "valid", "validation", "test", "eval")
+TEXT_CACHE = "_text_embeddings"
+
+
+@dataclass
+class Videos:
+    """A batch of videos: frames padded to one length, the mask of real frames, metadata."""
+
+    frames: np.ndarray  # (n, length, dim) float16
+    mask: np.ndarray  # (n, length) bool
+    metas: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.metas)
+
+
+def shard_name(url: str) -> str:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return name[: -len(".tar")] if name.endswith(".tar") else name
+
+
+def iter_shard(url: str) -> Iterator[tuple[int, str, np.ndarray | None, dict]]:
+    """``(row, key, embeddings or None, KEY.json)`` of every row of one shard, in order
+    (``row`` is the parquet row, which the text cache is aligned with)."""
+    for row, (key, embeddings, meta) in enumerate(_iter_tar(url, include_failed=True)):
+        yield row, key, embeddings, meta
+
+
+def iter_batches(
+    dataset: str, length: int, batch: int = 1024, keep=None, urls: list[str] | None = None
+) -> Iterator[tuple[Videos, list[tuple[str, int]]]]:
+    """Batches of the videos that succeeded (and that ``keep(meta)`` accepts), in dataset
+    order, with ``(shard, row)`` of each. Memory: one batch of padded frames."""
+    frames, masks, metas, where = [], [], [], []
+    for url in urls if urls is not None else shard_urls(dataset):
+        name = shard_name(url)
+        for row, key, embeddings, meta in iter_shard(url):
+            if embeddings is None or len(embeddings) == 0 or (keep and not keep(meta)):
+                continue
+            padded, mask = pad_or_truncate(embeddings, length)
+            frames.append(padded)
+            masks.append(mask)
+            metas.append({**meta, "key": key})
+            where.append((name, row))
+            if len(metas) == batch:
+                yield Videos(np.stack(frames), np.stack(masks), metas), where
+                frames, masks, metas, where = [], [], [], []
+    if metas:
+        yield Videos(np.stack(frames), np.stack(masks), metas), where
+
+
+def split_of(meta: dict) -> str | None:
+    value = meta.get("split")
+    return None if value is None else str(value).lower()
+
+
+def is_validation(meta: dict, splits: tuple[str, ...] = VALIDATION_SPLITS) -> bool:
+    return split_of(meta) in splits
+
+
+# -- text embeddings ---------------------------------------------------------------------------
+
+
+def model_id(run: dict, weights: str) -> str:
+    """A folder name for one model and its weights (the text cache of each is its own)."""
+    stamp = weights
+    if os.path.isfile(weights):
+        info = os.stat(weights)
+        stamp = f"{os.path.abspath(weights)}:{info.st_size}:{int(info.st_mtime)}"
+    digest = hashlib.sha1(stamp.encode()).hexdigest()[:12]
+    return f"{run.get('model', 'model')}-{digest}"
+
+
+def shard_texts(dataset: str, shard: str, column: str) -> tuple[list[str], np.ndarray]:
+    """The texts of a parquet column of one shard, flattened, and the offsets of each row's
+    texts (a list column, such as MSR-VTT's 20 captions, gives several per row; a missing
+    text none)."""
+    fs, path = fsspec.core.url_to_fs(dataset)
+    with fs.open(f"{path.rstrip('/')}/{shard}.parquet", "rb") as f:
+        table = pq.read_table(f, columns=[column])
+    texts, offsets = [], [0]
+    for value in table.column(column).to_pylist():
+        if isinstance(value, str):
+            value = _maybe_list(value)
+        values = value if isinstance(value, list) else [value]
+        texts.extend(str(v) for v in values if v not in (None, ""))
+        offsets.append(len(texts))
+    return texts, np.asarray(offsets, np.int64)
+
+
+def _maybe_list(value: str):
+    """A list column of an input tar is stored as JSON text in the parquet."""
+    if value.startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, list):
+            return parsed
+    return value
+
+
+class TextCache:
+    """Text embeddings of a dataset's captions by its own model, one file per shard and
+    column: ``DEST/_text_embeddings/MODEL-ID/SHARD.COLUMN.npz`` (embeddings and offsets),
+    computed once and read back by every later run."""
+
+    def __init__(self, dataset: str, encoder, run: dict, weights: str, batch: int = 256):
+        self.dataset, self.encoder, self.batch = dataset.rstrip("/"), encoder, batch
+        self.fs, path = fsspec.core.url_to_fs(self.dataset)
+        self.folder = f"{path.rstrip('/')}/{TEXT_CACHE}/{model_id(run, weights)}"
+
+    def shard(self, shard: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(embeddings (n_texts, dim) float16, offsets (rows + 1,))`` of one shard."""
+        path = f"{self.folder}/{shard}.{column}.npz"
+        if self.fs.exists(path):
+            with self.fs.open(path, "rb") as f:
+                data = np.load(io.BytesIO(f.read()))
+                return data["embeddings"], data["offsets"]
+        texts, offsets = shard_texts(self.dataset, shard, column)
+        embeddings = self.embed(texts)
+        buf = io.BytesIO()
+        np.savez(buf, embeddings=embeddings, offsets=offsets)
+        self.fs.makedirs(self.folder, exist_ok=True)
+        self.fs.pipe_file(path, buf.getvalue())  # whole or absent (a PUT; a small local file)
+        return embeddings, offsets
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        dim = int(self.encoder.embed_dim)
+        out = np.zeros((len(texts), dim), np.float16)
+        for lo in range(0, len(texts), self.batch):
+            out[lo : lo + self.batch] = self.encoder.encode_text(texts[lo : lo + self.batch])
+        return out
+
+    def fill(self, column: str, progress: bool | None = None) -> None:
+        """Compute what is not cached yet, for every shard (with a progress bar)."""
+        names = [shard_name(u) for u in shard_urls(self.dataset)]
+        for name in tqdm(names, desc=f"text embeddings ({column})", unit="shard",
+                         disable=None if progress is None else not progress):  # fmt: skip
+            self.shard(name, column)
+
+
+def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)

@@ -1,0 +1,49 @@
+"""``clip-video-pool``: one embedding per video, written to a parquet file shard by shard.
+
+The output has one row per video that succeeded: ``key``, ``id``, ``caption``, ``split``,
+``n_frames`` and ``embedding`` (a fixed-size list of float32, L2-normalised). It is written
+one row group per batch, so memory holds one batch of frames however many videos there are.
+"""
+
+from __future__ import annotations
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from .data import iter_batches
+from .evaluate import Pooler
+
+
+def pool_dataset(dataset: str, pooler: Pooler, out: str, batch: int = 1024,
+                 progress: bool | None = None) -> int:  # fmt: skip
+    """Write the pooled embeddings of ``dataset`` to ``out`` (local or fsspec); returns the
+    number of videos. The file is written aside and moved into place when complete."""
+    schema = pa.schema([
+        ("key", pa.string()), ("id", pa.string()), ("caption", pa.string()),
+        ("split", pa.string()), ("n_frames", pa.int64()),
+        ("embedding", pa.list_(pa.float32(), pooler.dim)),
+    ])  # fmt: skip
+    fs, path = fsspec.core.url_to_fs(out)
+    n = 0
+    bar = tqdm(unit="video", desc="pool", disable=None if progress is None else not progress)
+    with fs.open(f"{path}.partial", "wb") as f, pq.ParquetWriter(f, schema) as writer:
+        for videos, _ in iter_batches(dataset, pooler.length, batch):
+            embeddings = pooler(videos.frames, videos.mask)
+            metas = videos.metas
+            table = pa.table({
+                "key": [m["key"] for m in metas],
+                "id": [None if m.get("id") is None else str(m["id"]) for m in metas],
+                "caption": [m.get("caption") for m in metas],
+                "split": [None if m.get("split") is None else str(m["split"]) for m in metas],
+                "n_frames": [int(m.get("n_frames") or 0) for m in metas],
+                "embedding": pa.FixedSizeListArray.from_arrays(
+                    pa.array(embeddings.reshape(-1), pa.float32()), pooler.dim),
+            }, schema=schema)  # fmt: skip
+            writer.write_table(table)
+            n += len(metas)
+            bar.update(len(metas))
+    bar.close()
+    fs.mv(f"{path}.partial", path)
+    return n
