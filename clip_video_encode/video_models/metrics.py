@@ -98,8 +98,10 @@ def retrieval_chance(n_videos: int, per_video: list[int]) -> dict:
         chance[f"t2v_r{k}"] = min(1.0, k / n_videos)
         # P(at least one of a video's m captions in the top k of n_texts), averaged.
         chance[f"v2t_r{k}"] = float(np.mean([_hit_chance(n_texts, m, k) for m in per_video]))
-    chance["t2v_median_rank"] = (n_videos + 1) / 2
-    chance["v2t_median_rank"] = float(np.mean([(n_texts + 1) / (m + 1) for m in per_video]))
+    chance["t2v_median_rank"] = chance["t2v_mean_rank"] = (n_videos + 1) / 2
+    # The best of m captions placed at random among n_texts: expected rank (n + 1) / (m + 1).
+    chance["v2t_median_rank"] = chance["v2t_mean_rank"] = float(
+        np.mean([(n_texts + 1) / (m + 1) for m in per_video]))  # fmt: skip
     return chance
 
 
