@@ -169,7 +169,7 @@ def test_unusable_input_fails_before_the_model_and_the_destination(
 
 
 def test_search_on_a_folder_that_is_not_a_dataset(tmp_path, capsys):
-    from clip_video_encode.search_cli import main as search_main
+    from clip_video_encode.search.cli import main as search_main
 
     folder = tmp_path / "not_a_dataset"
     folder.mkdir()

@@ -92,7 +92,7 @@ def all_frames(dest):
 def test_image_query_finds_its_video_and_second(dataset, tmp_path, capsys):
     from PIL import Image
 
-    from clip_video_encode.search_cli import main
+    from clip_video_encode.search.cli import main
     from video2numpy import FrameOptions, Sampling, read_videos
 
     dest, paths = dataset
@@ -139,7 +139,7 @@ def test_ranking_equals_brute_force_cosine(dataset):
 
 
 def test_random_weight_datasets_cannot_be_queried(tmp_path, capsys):
-    from clip_video_encode.search_cli import main
+    from clip_video_encode.search.cli import main
 
     dest = tmp_path / "ds"
     dest.mkdir()
@@ -155,8 +155,8 @@ def test_html_report_has_thumbnails_and_curves(dataset, tmp_path, capsys):
 
     from PIL import Image
 
-    from clip_video_encode.report import thumbnail
-    from clip_video_encode.search_cli import main
+    from clip_video_encode.search.cli import main
+    from clip_video_encode.search.report import thumbnail
     from video2numpy import FrameOptions, Resize, Sampling, read_videos
 
     dest, paths = dataset
@@ -190,8 +190,8 @@ def test_html_report_renders_in_headless_chromium(dataset, tmp_path):
     import shutil
     import subprocess
 
-    from clip_video_encode.report import write_report
     from clip_video_encode.search import frame_scores, rank_moments
+    from clip_video_encode.search.report import write_report
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
@@ -245,7 +245,7 @@ def test_remote_dataset_indexes_into_a_local_cache(
     from PIL import Image
 
     from clip_video_encode.cli import main as encode
-    from clip_video_encode.search_cli import main
+    from clip_video_encode.search.cli import main
     from video2numpy import FrameOptions, Sampling, read_videos
 
     _, paths = dataset

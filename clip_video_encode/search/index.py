@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from video2numpy.npy import NpyWriter
 
-from .read import dataset_identity, iter_samples
+from ..read import dataset_identity, iter_samples
 
 INDEX_DIR = "_search"
 

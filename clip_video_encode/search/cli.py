@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .encoder import Encoder, EncoderLoadError, EncoderOptions
-from .search import (
+from ..encoder import Encoder, EncoderLoadError, EncoderOptions
+from .index import (
     MomentOptions,
     SearchIndex,
     build_ann,

@@ -14,7 +14,7 @@ import numpy as np
 
 from video2numpy import FrameOptions, Resize, Sampling, read_videos
 
-from .search import Moment, SearchIndex
+from .index import Moment, SearchIndex
 
 THUMB_WIDTH = 240
 
