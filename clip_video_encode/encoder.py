@@ -173,3 +173,29 @@ def cosine_to(embeddings: np.ndarray, vector: np.ndarray) -> np.ndarray:
     e = embeddings.astype(np.float32)
     t = np.asarray(vector, np.float32)
     return (e @ t) / (np.linalg.norm(e, axis=1) * np.linalg.norm(t) + 1e-12)
+
+
+class TextEncoder:
+    """The text tower of a model alone, for queries. The checkpoint is memory-mapped and the
+    image tower is dropped before anything runs, so its weights are never read: a text query
+    costs the text tower only (``Encoder(text=True)`` runs the image tower once to learn its
+    output size, which pages all of it in)."""
+
+    def __init__(self, model: str, pretrained: str, device: str = "auto",
+                 cache_dir: str | None = None) -> None:  # fmt: skip
+        import open_clip
+        import torch
+
+        self.device = resolve_device(device)
+        clip = load_model(model, pretrained, "cpu", cache_dir, text=True)
+        if hasattr(clip, "visual"):
+            clip.visual = torch.nn.Identity()  # unread, and gone
+        self.model = clip.to(self.device).eval()
+        self._tokenizer = open_clip.get_tokenizer(model)
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            tokens = self._tokenizer(texts).to(self.device)
+            return self.model.encode_text(tokens).float().cpu().numpy()

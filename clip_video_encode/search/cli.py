@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..encoder import Encoder, EncoderLoadError, EncoderOptions
+from ..encoder import Encoder, EncoderLoadError, EncoderOptions, TextEncoder
 from .index import (
     MomentOptions,
     SearchIndex,
@@ -39,25 +39,65 @@ def query_weights(run: dict, pretrained: str | None) -> str:
     return weights
 
 
-def query_encoder(run: dict, pretrained: str | None, device: str) -> Encoder:
-    """The dataset's own model (``run.json``) with its text tower, under the weight rules."""
-    weights = query_weights(run, pretrained)
-    options = EncoderOptions(run["model"], weights, "fp32", device, text=True)
-    return Encoder(options)
+def query_encoder(run: dict, pretrained: str | None, device: str) -> TextEncoder:
+    """The dataset's own model's text tower (``run.json``), under the weight rules; the image
+    tower's weights are never read."""
+    return TextEncoder(run["model"], query_weights(run, pretrained), device)
 
 
-def embed_query(encoder: Encoder, query: str) -> tuple[np.ndarray, str]:
-    """A text's or an image file's embedding, and which it was."""
+def embed_query(run: dict, pretrained: str | None, device: str, query: str,
+                text: TextEncoder | None = None) -> tuple[np.ndarray, str]:  # fmt: skip
+    """A text's or an image file's embedding, and which it was: a text query loads the text
+    tower only (or uses ``text``), an image query the image tower only."""
     if os.path.isfile(query) and query.lower().endswith(IMAGE_SUFFIXES):
         from PIL import Image
 
+        options = EncoderOptions(run["model"], query_weights(run, pretrained), "fp32", device)
         with Image.open(query) as image:
             pixels = np.array(image.convert("RGB"))
-        return encoder.encode(pixels[None])[0].astype(np.float32), "image"
-    return encoder.encode_text([query])[0], "text"
+        return Encoder(options).encode(pixels[None])[0].astype(np.float32), "image"
+    text = text or query_encoder(run, pretrained, device)
+    return text.encode_text([query])[0], "text"
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """``clip-video-search serve DATASET [DATASET ...]``: the search page and its API."""
+    from .server import MAX_UPLOAD
+
+    parser = argparse.ArgumentParser(
+        prog="clip-video-search serve",
+        description="Serve a search page and a JSON API over one or more datasets; the index"
+        " and the text tower are loaded once.",
+    )
+    parser.add_argument("datasets", nargs="+", help="clip-video-encode outputs")
+    parser.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1: this machine)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--pretrained", help="weights (default: those run.json names)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-upload", type=int, default=MAX_UPLOAD,
+                        help="largest image query, in bytes (8 MiB)")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        from .server import serve
+    except ImportError as exc:
+        print(f"clip-video-search serve: {exc}: pip install 'clip-video-datasets[serve]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        print(f"clip-video-search: serving {', '.join(args.datasets)} on"
+              f" http://{args.host}:{args.port}/", file=sys.stderr)  # fmt: skip
+        serve(args.datasets, args.host, args.port, args.pretrained, args.device,
+              args.max_upload)  # fmt: skip
+    except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"clip-video-search serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="clip-video-search",
         description="Find the moments of a clip-video-encode dataset's videos that match a"
@@ -106,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = read_run(args.dataset)  # first: a folder that is not a dataset fails at once
         query_weights(run, args.pretrained)
         index = SearchIndex(build_index(args.dataset))
-        encoder = query_encoder(run, args.pretrained, args.device)
-        query, kind = embed_query(encoder, args.query)
-        contrast = encoder.encode_text([args.contrast])[0] if args.contrast else None
+        text = query_encoder(run, args.pretrained, args.device) if args.contrast else None
+        query, kind = embed_query(run, args.pretrained, args.device, args.query, text)
+        contrast = text.encode_text([args.contrast])[0] if text is not None else None
     except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
         print(f"clip-video-search: {exc}", file=sys.stderr)
         return 2

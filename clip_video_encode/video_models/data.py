@@ -150,11 +150,12 @@ class TextCache:
         return embeddings, offsets
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        dim = int(self.encoder.embed_dim)
-        out = np.zeros((len(texts), dim), np.float16)
-        for lo in range(0, len(texts), self.batch):
-            out[lo : lo + self.batch] = self.encoder.encode_text(texts[lo : lo + self.batch])
-        return out
+        parts = [self.encoder.encode_text(texts[lo : lo + self.batch]).astype(np.float16)
+                 for lo in range(0, len(texts), self.batch)]  # fmt: skip
+        if not parts:
+            dim = int(self.encoder.encode_text([""]).shape[1])
+            return np.zeros((0, dim), np.float16)
+        return np.concatenate(parts)
 
     def fill(self, column: str, progress: bool | None = None) -> None:
         """Compute what is not cached yet, for every shard (with a progress bar)."""

@@ -1,0 +1,232 @@
+"""``clip-video-search serve DATASET [DATASET ...]``: search inside videos from a web page.
+
+The index and the text tower are loaded once, when the server starts (the image tower on the
+first image query), so a query costs the search itself: tens of milliseconds at 100k frames.
+The page (``/``) and its JSON API (``/api/search``) are served by Starlette under uvicorn.
+
+Security: it binds to 127.0.0.1 unless told otherwise. Media are addressed by dataset and
+video number (``/media/0/17``), never by a path: the only files served are the local sources
+of the datasets' own videos, looked up in their index. Uploads over ``max_upload`` bytes are
+refused. The page puts captions and ids in the document as text, never as markup.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections import OrderedDict
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from .index import MomentOptions
+from .page import PAGE
+from .session import SearchSession, Towers
+
+MAX_UPLOAD = 8 << 20  # bytes of an image query
+
+
+def local_path(location: str | None) -> str | None:
+    """The local file a video's location names, or None (http, s3, YouTube, ...)."""
+    if not location:
+        return None
+    if location.startswith("file://"):
+        return unquote(urlparse(location).path)
+    if "://" in location:
+        return None
+    return location
+
+
+def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD):
+    """The Starlette application over ``sessions`` (one per dataset)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    thumbs: OrderedDict[tuple, bytes] = OrderedDict()
+    thumbs_lock = threading.Lock()
+    datasets = [{"name": s.dataset, "model": s.model, "frames": len(s.index),
+                 "videos": len(s.index.videos)} for s in sessions]  # fmt: skip
+
+    def options_of(params) -> tuple[int, MomentOptions, str | None, bool]:
+        def number(name, kind, default, lo=None, hi=None):
+            raw = params.get(name)
+            try:
+                value = kind(raw) if raw not in (None, "") else default
+            except ValueError as exc:
+                raise ValueError(f"{name}: not a number: {raw!r}") from exc
+            if lo is not None:
+                value = max(lo, value)
+            return min(hi, value) if hi is not None else value
+
+        top = number("top", int, 10, 1, 1000)
+        options = MomentOptions(number("threshold", float, 0.5, 0.0, 1.0),
+                                number("min_gap", float, 2.0, 0.0),
+                                number("smooth", int, 1, 1, 1000),
+                                number("per_video", int, 1, 1, 100))  # fmt: skip
+        contrast = (params.get("contrast") or "").strip() or None
+        ann = params.get("mode") == "ann"
+        if ann and contrast:
+            raise ValueError("contrast needs the exact search (mode=exact)")
+        return top, options, contrast, ann
+
+    def run_search(embed, params) -> dict:
+        top, options, contrast, ann = options_of(params)
+        hits = []
+        for d, session in enumerate(sessions):
+            query = embed(session)
+            c = session.embed_text(contrast) if contrast else None
+            for hit in session.search(query, top, options, c, ann):
+                hits.append({**hit.as_dict(), "dataset": d,
+                             "media": _media(d, hit.moment.video, hit.location)})  # fmt: skip
+        hits.sort(key=lambda h: (-h["score"], h["dataset"], h["key"], h["start_s"]))
+        return {"moments": hits[:top], "datasets": datasets}
+
+    async def page(request: Request) -> Response:
+        data = json.dumps({"datasets": datasets, "max_upload": max_upload})
+        # JSON inside a <script>: "<" escaped, so no text can close the element.
+        return HTMLResponse(PAGE.replace("__CONFIG__", data.replace("<", "\\u003c")))
+
+    async def search_get(request: Request) -> Response:
+        text = (request.query_params.get("q") or "").strip()
+        if not text:
+            return JSONResponse({"error": "q: the text to search for"}, status_code=400)
+        try:
+            result = run_search(lambda s: s.embed_text(text), request.query_params)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"query": text, "kind": "text", **result})
+
+    async def search_post(request: Request) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and int(size) > max_upload + 65536:
+            return JSONResponse({"error": f"the upload is over {max_upload} bytes"}, 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > max_upload + 65536:
+                return JSONResponse({"error": f"the upload is over {max_upload} bytes"}, 413)
+        from starlette.datastructures import Headers
+        from starlette.formparsers import MultiPartParser
+
+        async def replay():
+            yield bytes(body)
+
+        try:
+            form = await MultiPartParser(Headers(scope=request.scope), replay(),
+                                         max_part_size=max_upload + 1).parse()  # fmt: skip
+        except Exception as exc:  # a body that is not a multipart form
+            return JSONResponse({"error": f"expected a multipart form: {exc}"}, 400)
+        upload = form.get("image")
+        if upload is None or isinstance(upload, str):
+            return JSONResponse({"error": "image: the picture to search for"}, 400)
+        data = await upload.read()
+        if len(data) > max_upload:
+            return JSONResponse({"error": f"the upload is over {max_upload} bytes"}, 413)
+        try:
+            pixels = _decode_image(data)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        params = {**dict(request.query_params), **{k: v for k, v in form.items()
+                                                   if isinstance(v, str)}}  # fmt: skip
+        try:
+            result = run_search(lambda s: s.embed_image(pixels), params)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"query": upload.filename or "image", "kind": "image", **result})
+
+    def _video(request: Request) -> tuple[SearchSession, dict] | None:
+        try:
+            d, v = int(request.path_params["dataset"]), int(request.path_params["video"])
+        except ValueError:
+            return None
+        if not 0 <= d < len(sessions) or not 0 <= v < len(sessions[d].index.videos):
+            return None
+        return sessions[d], sessions[d].index.videos[v]
+
+    async def media(request: Request) -> Response:
+        found = _video(request)
+        path = local_path(found[1].get("location")) if found else None
+        if path is None or not os.path.isfile(path):
+            return Response("not found", status_code=404)
+        return FileResponse(path)  # answers Range requests (seeking in the page)
+
+    async def thumbnail(request: Request) -> Response:
+        found = _video(request)
+        if found is None:
+            return Response("not found", status_code=404)
+        try:
+            seconds = max(0.0, float(request.query_params.get("t", "0")))
+        except ValueError:
+            return Response("t: seconds", status_code=400)
+        key = (request.path_params["dataset"], request.path_params["video"], round(seconds, 2))
+        with thumbs_lock:
+            data = thumbs.get(key)
+        if data is None:
+            data = _thumbnail(found[1].get("location"), seconds)
+            if data is None:
+                return Response("source not reachable", status_code=404)
+            with thumbs_lock:
+                thumbs[key] = data
+                while len(thumbs) > 512:
+                    thumbs.popitem(last=False)
+        return Response(data, media_type="image/jpeg")
+
+    routes = [
+        Route("/", page),
+        Route("/api/search", search_get, methods=["GET"]),
+        Route("/api/search", search_post, methods=["POST"]),
+        Route("/media/{dataset}/{video}", media),
+        Route("/thumb/{dataset}/{video}", thumbnail),
+    ]
+    return Starlette(routes=routes)
+
+
+def _media(dataset: int, video: int, location: str | None) -> dict:
+    """How the page plays a video: from this server (a local file), from its URL, or as a
+    YouTube embed."""
+    from video2numpy.youtube import parse_youtube_id
+
+    if local_path(location) is not None:
+        return {"kind": "file", "url": f"/media/{dataset}/{video}"}
+    youtube = parse_youtube_id(location) if location else None
+    if youtube:
+        return {"kind": "youtube", "id": youtube}
+    if location and location.startswith(("http://", "https://")):
+        return {"kind": "url", "url": location}
+    return {"kind": "none"}
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.array(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"not an image: {exc}") from exc
+
+
+def _thumbnail(location: str | None, seconds: float) -> bytes | None:
+    from .report import thumbnail
+
+    uri = thumbnail(location, seconds) if location else None
+    if uri is None:
+        return None
+    import base64
+
+    return base64.b64decode(uri.split(",", 1)[1])
+
+
+def serve(datasets: list[str], host: str = "127.0.0.1", port: int = 8000,
+          pretrained: str | None = None, device: str = "auto",
+          max_upload: int = MAX_UPLOAD) -> None:  # fmt: skip
+    import uvicorn
+
+    towers = Towers(device)
+    sessions = [SearchSession(d, pretrained, towers, device) for d in datasets]
+    app = create_app(sessions, max_upload)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

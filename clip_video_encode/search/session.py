@@ -1,0 +1,128 @@
+"""A search session: a dataset's index and its model kept between queries.
+
+``clip-video-search`` run once per query pays for importing torch and loading the model
+every time; a session pays once. The text tower is loaded when the session starts (text
+queries are the common case), the image tower only when the first image query arrives, and
+sessions over datasets encoded with the same model and weights share the towers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..encoder import Encoder, EncoderOptions, TextEncoder
+from .cli import query_weights
+from .index import (
+    Moment,
+    MomentOptions,
+    SearchIndex,
+    build_ann,
+    build_index,
+    frame_scores,
+    rank_moments,
+    rank_moments_ann,
+    read_run,
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A moment and what a page needs to show it."""
+
+    moment: Moment
+    caption: str | None
+    location: str | None
+    curve_times: list[float]
+    curve_scores: list[float]
+
+    def as_dict(self) -> dict:
+        m = self.moment
+        return {"key": m.key, "id": m.id, "start_s": m.start_s, "end_s": m.end_s,
+                "score": m.score, "peak_s": m.peak_s, "caption": self.caption,
+                "location": self.location, "video": m.video,
+                "curve": {"t": self.curve_times, "s": self.curve_scores}}  # fmt: skip
+
+
+class Towers:
+    """The text and image towers of each (model, weights), loaded once, shared."""
+
+    def __init__(self, device: str = "auto") -> None:
+        self.device = device
+        self._text: dict[tuple[str, str], TextEncoder] = {}
+        self._image: dict[tuple[str, str], Encoder] = {}
+        self._lock = threading.Lock()
+
+    def text(self, model: str, weights: str) -> TextEncoder:
+        with self._lock:
+            if (model, weights) not in self._text:
+                self._text[(model, weights)] = TextEncoder(model, weights, self.device)
+            return self._text[(model, weights)]
+
+    def image(self, model: str, weights: str) -> Encoder:
+        with self._lock:
+            if (model, weights) not in self._image:
+                options = EncoderOptions(model, weights, "fp32", self.device, text=False)
+                self._image[(model, weights)] = Encoder(options)
+            return self._image[(model, weights)]
+
+
+class SearchSession:
+    """One dataset, searchable again and again: ``session.search("a dog")``."""
+
+    def __init__(self, dataset: str, pretrained: str | None = None, towers: Towers | None = None,
+                 device: str = "auto", nprobe: int = 16) -> None:  # fmt: skip
+        self.dataset = dataset
+        self.run = read_run(dataset)  # first: a folder that is not a dataset fails at once
+        self.weights = query_weights(self.run, pretrained)
+        self.model = self.run["model"]
+        self.index = SearchIndex(build_index(dataset))
+        self.towers = towers or Towers(device)
+        self.towers.text(self.model, self.weights)  # loaded now: the first query is quick
+        self.nprobe = nprobe
+        self._ann = None
+        self._lock = threading.Lock()
+
+    def embed_text(self, text: str) -> np.ndarray:
+        return self.towers.text(self.model, self.weights).encode_text([text])[0]
+
+    def embed_image(self, pixels: np.ndarray) -> np.ndarray:
+        """An RGB uint8 picture ``(H, W, 3)``, resized and cropped as the frames were."""
+        encoder = self.towers.image(self.model, self.weights)
+        return encoder.encode(pixels[None])[0].astype(np.float32)
+
+    def search(self, query: np.ndarray, top: int = 10, options: MomentOptions | None = None,
+               contrast: np.ndarray | None = None, ann: bool = False,
+               curve_points: int = 200) -> list[Hit]:  # fmt: skip
+        """The ``top`` moments for a query embedding, each with its video's similarity curve
+        (at most ``curve_points`` points)."""
+        options = options or MomentOptions()
+        if ann:
+            if contrast is not None:
+                raise ValueError("contrast needs the exact search")
+            with self._lock:
+                if self._ann is None:
+                    self._ann = build_ann(self.index, self.nprobe)
+            moments = rank_moments_ann(self.index, self._ann, query, top, options)
+            scores = None
+        else:
+            scores = frame_scores(self.index, query, contrast)
+            moments = rank_moments(self.index, scores, top, options)
+        return [self._hit(m, query, scores, curve_points) for m in moments]
+
+    def _hit(self, m: Moment, query, scores, points: int) -> Hit:
+        index = self.index
+        lo, hi = index.offsets[m.video], index.offsets[m.video + 1]
+        if scores is None:  # ANN: this video's curve alone, exactly
+            q = np.asarray(query, np.float32).ravel()
+            curve = index.embeddings[lo:hi].astype(np.float32) @ (q / (np.linalg.norm(q) + 1e-12))
+        else:
+            curve = scores[lo:hi]
+        times = index.frame_time[lo:hi]
+        step = max(1, -(-len(times) // points))
+        video = index.videos[m.video]
+        return Hit(m, video.get("caption"), video.get("location"),
+                   [round(float(t), 3) for t in times[::step]],
+                   [round(float(s), 5) for s in curve[::step]])  # fmt: skip
