@@ -192,10 +192,53 @@ class TextEncoder:
             clip.visual = torch.nn.Identity()  # unread, and gone
         self.model = clip.to(self.device).eval()
         self._tokenizer = open_clip.get_tokenizer(model)
+        self._short = _causal_argmax_text(self.model)  # checked on the first call
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings (float32). A causal text tower pooled at its end token gives the
+        same output when the padding after the longest text is not run, so it is not:
+        a short query costs a few positions instead of the full context (77 for CLIP)."""
         import torch
 
         with torch.inference_mode():
             tokens = self._tokenizer(texts).to(self.device)
-            return self.model.encode_text(tokens).float().cpu().numpy()
+            if self._short is None:
+                return self.model.encode_text(tokens).float().cpu().numpy()
+            out = self._encode_short(tokens)
+            if self._short == "unchecked":  # once: the short path must equal the full one
+                full = self.model.encode_text(tokens).float()
+                ok = torch.allclose(out, full, atol=1e-4, rtol=1e-3)
+                self._short = True if ok else None
+                out = out if ok else full
+            return out.float().cpu().numpy()
+
+    def _encode_short(self, tokens):
+        import torch
+        from open_clip.transformer import text_global_pool
+
+        m = self.model
+        length = int((tokens != 0).sum(1).max())
+        tokens = tokens[:, :length]
+        cast = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:length].to(cast)
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        x = m.ln_final(x)
+        x = text_global_pool(x, tokens, m.text_pool_type,
+                             eos_token_id=getattr(m, "text_eos_id", None))  # fmt: skip
+        if isinstance(m.text_projection, torch.nn.Linear):
+            x = m.text_projection(x)
+        elif m.text_projection is not None:
+            x = x @ m.text_projection
+        return x.float()
+
+
+def _causal_argmax_text(model) -> str | None:
+    """ "unchecked" for an open_clip CLIP whose text tower is causal and pooled at the end
+    token (argmax / eos): its padding can be skipped. None for any other model."""
+    import open_clip
+
+    if type(model) is not open_clip.model.CLIP or getattr(model, "attn_mask", None) is None:
+        return None
+    if getattr(model, "text_pool_type", None) not in ("argmax", "eos"):
+        return None
+    return "unchecked"

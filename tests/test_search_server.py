@@ -185,3 +185,21 @@ def test_the_page_in_a_browser(server, dataset, browser, tmp_path):
     )
     assert not errors, errors
     page.close()
+
+
+def test_text_queries_load_the_text_tower_alone(checkpoint):
+    """The query tower: no image tower at all, the padding after the text not run, and the
+    same embeddings as the whole model's."""
+    import torch
+
+    from clip_video_encode.encoder import Encoder, EncoderOptions, TextEncoder
+
+    text = TextEncoder(MODEL, checkpoint, "cpu")
+    assert isinstance(text.model.visual, torch.nn.Identity)
+    whole = Encoder(EncoderOptions(MODEL, checkpoint, "fp32", "cpu", text=True))
+    queries = ["a dog", "a person riding a bike along a river on a sunny day", "x"]
+    np.testing.assert_allclose(text.encode_text(queries), whole.encode_text(queries),
+                               atol=1e-4, rtol=1e-3)  # fmt: skip
+    assert text._short is True  # checked on the first call, then used
+    np.testing.assert_allclose(text.encode_text(queries[:1]), whole.encode_text(queries[:1]),
+                               atol=1e-4, rtol=1e-3)  # fmt: skip

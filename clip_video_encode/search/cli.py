@@ -76,6 +76,9 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-upload", type=int, default=MAX_UPLOAD,
                         help="largest image query, in bytes (8 MiB)")  # fmt: skip
+    parser.add_argument("--memory-gb", type=float, default=4.0,
+                        help="frames held in memory as float32 up to this size per dataset"
+                        " (a larger index is read from disk per query) (4)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         from .server import serve
@@ -87,7 +90,7 @@ def serve_main(argv: Sequence[str]) -> int:
         print(f"clip-video-search: serving {', '.join(args.datasets)} on"
               f" http://{args.host}:{args.port}/", file=sys.stderr)  # fmt: skip
         serve(args.datasets, args.host, args.port, args.pretrained, args.device,
-              args.max_upload)  # fmt: skip
+              args.max_upload, int(args.memory_gb * (1 << 30)))  # fmt: skip
     except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
         print(f"clip-video-search serve: {exc}", file=sys.stderr)
         return 2

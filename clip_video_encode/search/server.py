@@ -223,10 +223,11 @@ def _thumbnail(location: str | None, seconds: float) -> bytes | None:
 
 def serve(datasets: list[str], host: str = "127.0.0.1", port: int = 8000,
           pretrained: str | None = None, device: str = "auto",
-          max_upload: int = MAX_UPLOAD) -> None:  # fmt: skip
+          max_upload: int = MAX_UPLOAD, memory_budget: int = 4 << 30) -> None:  # fmt: skip
     import uvicorn
 
     towers = Towers(device)
-    sessions = [SearchSession(d, pretrained, towers, device) for d in datasets]
+    sessions = [SearchSession(d, pretrained, towers, device, memory_budget=memory_budget)
+                for d in datasets]  # fmt: skip
     app = create_app(sessions, max_upload)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -73,12 +73,16 @@ class SearchSession:
     """One dataset, searchable again and again: ``session.search("a dog")``."""
 
     def __init__(self, dataset: str, pretrained: str | None = None, towers: Towers | None = None,
-                 device: str = "auto", nprobe: int = 16) -> None:  # fmt: skip
+                 device: str = "auto", nprobe: int = 16,
+                 memory_budget: int = 4 << 30) -> None:  # fmt: skip
+        """``memory_budget``: bytes the frames may take in memory as float32 (a query is
+        then one matrix-vector product); a larger index is scored from the file in slices."""
         self.dataset = dataset
         self.run = read_run(dataset)  # first: a folder that is not a dataset fails at once
         self.weights = query_weights(self.run, pretrained)
         self.model = self.run["model"]
         self.index = SearchIndex(build_index(dataset))
+        self.index.keep_in_memory(memory_budget)
         self.towers = towers or Towers(device)
         self.towers.text(self.model, self.weights)  # loaded now: the first query is quick
         self.nprobe = nprobe
