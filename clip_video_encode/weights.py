@@ -118,10 +118,28 @@ def _assign_checkpoint(model_name: str, checkpoint: str, tag_cfg: dict, text: bo
     finally:
         del model.load_state_dict
     kept = model.visual if (not text and image_tower_alone(model)) else model
+    if text:
+        _build_causal_masks(model)
     if any(t.is_meta for t in itertools.chain(kept.parameters(), kept.buffers())):
         return None
     _tag_preprocess(model, tag_cfg)
     return model
+
+
+def _build_causal_masks(model) -> None:
+    """The text tower's causal attention mask is a buffer built at construction and never
+    saved: built again here as open_clip builds it (-inf above the diagonal), so that a
+    model built on ``meta`` keeps its text tower too without a second, random copy."""
+    import open_clip
+    import torch
+
+    for module in model.modules():
+        if not isinstance(module, (open_clip.model.CLIP, open_clip.transformer.TextTransformer)):
+            continue
+        mask = getattr(module, "attn_mask", None)
+        if isinstance(mask, torch.Tensor) and mask.is_meta and mask.dim() == 2:
+            n = mask.shape[0]
+            module.attn_mask = torch.full((n, n), float("-inf")).triu_(1).to(mask.dtype)
 
 
 @contextlib.contextmanager
