@@ -1,0 +1,111 @@
+"""Video ReCap's three levels from an embedding dataset: windows, segments, a vector per video."""
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import MODEL
+
+from clip_video_encode.hierarchy.cli import main as hierarchy_main
+from clip_video_encode.read import iter_samples
+from video2numpy.synth import write_video
+
+LONG_S = 750  # 12.5 minutes: four 180 s segments and a 30 s remainder
+VFR_TIMES = np.cumsum([0.0] + [0.3, 1.7, 0.9, 0.5, 1.1] * 8).round(3).tolist()
+
+
+def unit(x):
+    x = np.asarray(x, np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, checkpoint):
+    from clip_video_encode.cli import main
+
+    root = tmp_path_factory.mktemp("hier")
+    write_video(str(root / "long.mp4"), n_frames=LONG_S, fps=1, width=64, height=48, gop=60)
+    write_video(str(root / "vfr.mp4"), n_frames=len(VFR_TIMES), frame_times=VFR_TIMES,
+                width=64, height=48)  # fmt: skip
+    write_video(str(root / "short.mp4"), n_frames=2, fps=1, width=64, height=48)
+    listing = root / "videos.txt"
+    listing.write_text("\n".join(str(root / n) for n in ("long.mp4", "vfr.mp4", "short.mp4")))
+    dest = root / "ds"
+    assert main([str(listing), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+                 "--fps", "0.5", "--quiet", "--workers", "1", "--batch-size", "64"]) == 0  # fmt: skip
+    out = root / "hier"
+    assert hierarchy_main([str(dest), "--out", str(out), "--quiet"]) == 0
+    samples = {m["location"].rsplit("/", 1)[-1]: (k, e, m) for k, e, m in iter_samples(str(dest))}
+    return dest, out, samples
+
+
+def expected_windows(times, embeddings, edges):
+    """Brute force: each window's frames by comparing times, their normalised mean."""
+    out = []
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        last = i == len(edges) - 2
+        inside = [j for j, t in enumerate(times) if lo <= t < hi or (last and t == hi)]
+        if inside:
+            out.append(unit(embeddings[inside]).mean(0))
+        else:
+            out.append(unit(embeddings[np.argmin(np.abs(np.asarray(times) - (lo + hi) / 2))]))
+    return np.stack(out)
+
+
+def test_clip_level_windows_are_exact(dataset):
+    _, out, samples = dataset
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    for name in ("long.mp4", "vfr.mp4", "short.mp4"):
+        key, embeddings, meta = samples[name]
+        times = meta["timestamps"]
+        clips = np.load(out / "features" / "videos" / f"{key}.npy")
+        duration = meta["duration"]
+        n = math.ceil(duration / 4)
+        assert clips.shape == (n, embeddings.shape[1]) and clips.dtype == np.float32
+        edges = [4.0 * k for k in range(n)] + [duration]
+        np.testing.assert_allclose(clips, expected_windows(times, embeddings, edges), atol=1e-5)
+        row = next(r for r in index if r["key"] == key and r["level"] == "clip")
+        assert row["n_features"] == n and row["end_sec"] == pytest.approx(duration)
+    clips_json = json.loads((out / "annotations" / "clips.json").read_text())
+    long_key = samples["long.mp4"][0]
+    starts = [c["start_sec"] for c in clips_json if c["vid"] == long_key]
+    assert starts == [4.0 * k for k in range(math.ceil(LONG_S / 4))]  # exact boundaries
+
+
+def test_segments_and_video_level(dataset):
+    _, out, samples = dataset
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    key, embeddings, meta = samples["long.mp4"]
+    segments = sorted((r for r in index if r["key"] == key and r["level"] == "segment"),
+                      key=lambda r: r["segment"])  # fmt: skip
+    assert [(r["start_sec"], r["end_sec"]) for r in segments] == [
+        (0, 180), (180, 360), (360, 540), (540, 720), (720, LONG_S)]  # fmt: skip
+    for r in segments:
+        features = np.load(out / r["path"])
+        assert features.shape[0] == r["n_features"] >= 45
+        step = min((r["end_sec"] - r["start_sec"]) / 45, 4)
+        edges = [r["start_sec"] + step * i for i in range(r["n_features"])] + [r["end_sec"]]
+        np.testing.assert_allclose(features, expected_windows(meta["timestamps"], embeddings,
+                                                              edges), atol=1e-5)  # fmt: skip
+    video = np.load(out / "features" / "video" / f"{key}.npy")
+    np.testing.assert_allclose(video[0], unit(unit(embeddings).mean(0)), atol=1e-5)
+    short_key = samples["short.mp4"][0]
+    short = [r for r in index if r["key"] == short_key]
+    assert [r["level"] for r in short] == ["clip", "segment", "video"]
+    assert short[0]["n_features"] == 1 and short[1]["n_features"] == 45
+    assert short[1]["filled"] > 0  # windows without a frame took their nearest, and say so
+
+
+def test_too_sparse_sampling_is_refused(dataset, tmp_path, capsys):
+    import shutil
+
+    dest, _, _ = dataset
+    sparse = tmp_path / "sparse"
+    shutil.copytree(dest, sparse)
+    run = json.loads((sparse / "run.json").read_text())
+    run["sampling"]["fps"] = 0.2
+    (sparse / "run.json").write_text(json.dumps(run))
+    assert hierarchy_main([str(sparse), "--out", str(tmp_path / "h"), "--quiet"]) == 2
+    assert "every 5 s" in capsys.readouterr().err and not (tmp_path / "h").exists()
