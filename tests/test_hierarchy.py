@@ -33,8 +33,9 @@ def dataset(tmp_path_factory, checkpoint):
     listing = root / "videos.txt"
     listing.write_text("\n".join(str(root / n) for n in ("long.mp4", "vfr.mp4", "short.mp4")))
     dest = root / "ds"
-    assert main([str(listing), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
-                 "--fps", "0.5", "--quiet", "--workers", "1", "--batch-size", "64"]) == 0  # fmt: skip
+    argv = [str(listing), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+            "--fps", "0.5", "--quiet", "--workers", "1", "--batch-size", "64"]  # fmt: skip
+    assert main(argv) == 0
     out = root / "hier"
     assert hierarchy_main([str(dest), "--out", str(out), "--quiet"]) == 0
     samples = {m["location"].rsplit("/", 1)[-1]: (k, e, m) for k, e, m in iter_samples(str(dest))}
@@ -109,3 +110,55 @@ def test_too_sparse_sampling_is_refused(dataset, tmp_path, capsys):
     (sparse / "run.json").write_text(json.dumps(run))
     assert hierarchy_main([str(sparse), "--out", str(tmp_path / "h"), "--quiet"]) == 2
     assert "every 5 s" in capsys.readouterr().err and not (tmp_path / "h").exists()
+
+
+def test_long_video_search_ranks_segments_then_moments(tmp_path):
+    """Two 10-minute videos: one has isolated single frames that match best; the other a
+    sustained 10 s stretch. The frame level finds a spike; the clip and segment levels find
+    the stretch, and the segment level the moment inside its segment."""
+    from clip_video_encode.search import SearchIndex, rank_moments, write_index
+    from clip_video_encode.search.levels import rank_clips, rank_segments
+
+    rng = np.random.default_rng(0)
+    dim = 32
+    query = unit(rng.standard_normal(dim))
+    background = unit(rng.standard_normal((600, dim)) - 3 * query)  # far from the query
+
+    def frames(stretch):
+        e = background.copy()
+        if stretch:
+            e[300:310] = unit(query + 0.4 * rng.standard_normal((10, dim)) / np.sqrt(dim))
+        else:
+            e[[40, 160, 420]] = query  # single frames: the best scores of all
+        return e
+
+    videos = [({"key": f"v{i}", "id": str(i), "location": None, "caption": None,
+                "duration": 600.0}, frames(i == 1), np.arange(600, dtype=np.float64))
+              for i in range(2)]  # fmt: skip
+    write_index(str(tmp_path), iter(videos), {"model": "test"})
+    index = SearchIndex(str(tmp_path))
+    scores = index.scores(query)
+    assert rank_moments(index, scores, 1)[0].key == "v0"  # a spike wins frame by frame
+    clip = rank_clips(index, scores, 3)
+    assert (
+        clip[0].key == "v1"
+        and 300 <= clip[0].start_s <= 308
+        and clip[0].end_s - clip[0].start_s == 4
+    )
+    (moment, lo, hi), *_ = rank_segments(index, scores, 2)
+    assert moment.key == "v1" and (lo, hi) == (180.0, 360.0)
+    assert 299 <= moment.start_s <= 301 and 309 <= moment.end_s <= 311
+
+
+def test_search_levels_from_the_command_line(dataset, capsys):
+    from clip_video_encode.search.cli import main as search_main
+
+    dest, _, samples = dataset
+    assert search_main([str(dest), "a test pattern", "--level", "segment", "--json",
+                        "--top", "3"]) == 0  # fmt: skip
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert 1 <= len(lines) <= 3
+    for hit in lines:
+        lo, hi = hit["segment"]
+        assert lo <= hit["start_s"] <= hit["end_s"] <= hi + 4 and hi - lo <= 180
+    assert search_main([str(dest), "x", "--level", "clip", "--ann"]) == 2

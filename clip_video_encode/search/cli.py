@@ -136,6 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="approximate search (faiss IVF index, built once into DATASET/_search)",
     )
     parser.add_argument("--nprobe", type=int, default=16, help="IVF lists searched (16)")
+    parser.add_argument(
+        "--level",
+        choices=["frame", "clip", "segment"],
+        default="frame",
+        help="frame: moments from each video's curve; clip: the best --clip-seconds windows;"
+        " segment: the best --segment-seconds segments, then the best moment in each (long"
+        " videos)",
+    )
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
+    parser.add_argument("--segment-seconds", type=float, default=180.0)
     parser.add_argument("--pretrained", help="weights (default: those run.json names)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", action="store_true", help="print the moments as JSON lines")
@@ -159,7 +169,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ann and contrast is not None:
         print("clip-video-search: --contrast needs the exact search", file=sys.stderr)
         return 2
-    if args.ann:
+    segments: dict[int, tuple[float, float]] = {}
+    if args.level != "frame":
+        if args.ann:
+            print("clip-video-search: --level needs the exact search", file=sys.stderr)
+            return 2
+        from .levels import rank_clips, rank_segments
+
+        scores = frame_scores(index, query, contrast)
+        if args.level == "clip":
+            moments = rank_clips(index, scores, args.top, args.clip_seconds, args.per_video)
+        else:
+            found = rank_segments(index, scores, args.top, options, args.segment_seconds,
+                                  args.clip_seconds)  # fmt: skip
+            moments = [m for m, _, _ in found]
+            segments = {id(m): (lo, hi) for m, lo, hi in found}
+    elif args.ann:
         try:
             ann = build_ann(index, args.nprobe)
         except ImportError as exc:
@@ -183,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         **m.as_dict(),
                         "caption": index.videos[m.video]["caption"],
                         "location": index.videos[m.video]["location"],
+                        **({"segment": list(segments[id(m)])} if id(m) in segments else {}),
                     }
                 )
             )
