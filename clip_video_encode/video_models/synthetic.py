@@ -14,7 +14,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..dataset import open_destination
-from ..writer import Sample, ShardWriter
+from ..writer import PARQUET_COLUMNS, Sample, ShardWriter
+
+# Fields of the record itself (a given ``timestamps`` or ``duration`` replaces ours); any
+# other field is a copied column.
+_RECORD_FIELDS = set(PARQUET_COLUMNS) | {"timestamps"}
 
 
 def write_dataset(
@@ -27,8 +31,8 @@ def write_dataset(
     samples_per_shard: int = 1000,
 ) -> None:
     """Write ``n_videos`` rows of ``(frame embeddings or None for a failed row, metadata)``;
-    metadata holds ``caption``, ``split`` and any other field (copied into ``KEY.json`` and
-    the parquet)."""
+    metadata holds ``caption``, ``split``, optionally ``timestamps`` and ``duration``, and any
+    other field (copied into ``KEY.json`` and the parquet)."""
     fs, path = open_destination(dest)
     run = {"input": "synthetic", "model": model, "pretrained": pretrained,
            "embed_dim": embed_dim, "samples_per_shard": samples_per_shard}  # fmt: skip
@@ -52,6 +56,6 @@ def write_dataset(
                     "n_frames": len(embeddings) if ok else 0,
                     "timestamps": list(range(len(embeddings))) if ok else [],
                     "split": extra.pop("split", None), **extra}  # fmt: skip
-            writer.add(Sample(i, key, meta, embeddings, caption,
-                              {k: v for k, v in extra.items()}))  # fmt: skip
+            columns = {k: v for k, v in extra.items() if k not in _RECORD_FIELDS}
+            writer.add(Sample(i, key, meta, embeddings, caption, columns))
         writer.close()
