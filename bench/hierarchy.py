@@ -24,22 +24,24 @@ import time
 import numpy as np
 
 
-def run_measured(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of the process tree of ``argv``."""
+def run_measured(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak resident MiB of the process tree of ``argv`` and of its main
+    process alone."""
     import psutil
 
     began = time.perf_counter()
     proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
-    peak = 0.0
+    peak = main_peak = 0.0
     done = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, main_peak
         root = psutil.Process(proc.pid)
         while not done.is_set():
             try:
                 tree = [root, *root.children(recursive=True)]
                 peak = max(peak, sum(p.memory_info().rss for p in tree) / 2**20)
+                main_peak = max(main_peak, root.memory_info().rss / 2**20)
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -51,7 +53,7 @@ def run_measured(argv: list[str]) -> tuple[float, float]:
     thread.join()
     if code != 0:
         raise SystemExit(f"{argv[:3]} failed with exit code {code}")
-    return time.perf_counter() - began, peak
+    return time.perf_counter() - began, peak, main_peak
 
 
 def main() -> None:
@@ -84,12 +86,13 @@ def main() -> None:
     encode = [os.path.join(bin_dir, "clip-video-encode"), video, "--dest", dest, "--model",
               "ViT-B-32", "--pretrained", checkpoint, "--fps", "1", "--workers", "1",
               "--quiet"]  # fmt: skip
-    encode_s, encode_mib = run_measured(encode)
-    hier_s, hier_mib = run_measured([os.path.join(bin_dir, "clip-video-hierarchy"), dest,
+    encode_s, encode_mib, driver_mib = run_measured(encode)
+    hier_s, hier_mib, _ = run_measured([os.path.join(bin_dir, "clip-video-hierarchy"), dest,
                                      "--out", out, "--quiet"])  # fmt: skip
     print(f"\none {seconds / 3600:g} h video, 1 fps ({seconds} frames), ViT-B-32 fp32 on CPU:")
     print(f"  clip-video-encode     {encode_s:7.1f} s  ({seconds / encode_s:5.1f} frames/s)"
-          f"  peak RSS {encode_mib:6.0f} MiB (driver + decode worker)")  # fmt: skip
+          f"  peak RSS {encode_mib:6.0f} MiB (driver + decode worker),"
+          f" {driver_mib:.0f} MiB (driver)")  # fmt: skip
     print(f"  clip-video-hierarchy  {hier_s:7.1f} s  peak RSS {hier_mib:6.0f} MiB")
 
     from clip_video_encode.video_models.synthetic import write_dataset
@@ -107,7 +110,7 @@ def main() -> None:
         write_dataset(many, videos(), args.videos, 512, "ViT-B-32", checkpoint, 1000)
     many_out = os.path.join(work, "many_hier")
     shutil.rmtree(many_out, ignore_errors=True)
-    many_s, many_mib = run_measured([os.path.join(bin_dir, "clip-video-hierarchy"), many,
+    many_s, many_mib, _ = run_measured([os.path.join(bin_dir, "clip-video-hierarchy"), many,
                                      "--out", many_out, "--quiet"])  # fmt: skip
     print(f"  {args.videos} ten-minute videos (600 frames each): {many_s:.1f} s,"
           f" {args.videos / many_s:.1f} videos/s, peak RSS {many_mib:.0f} MiB")  # fmt: skip
