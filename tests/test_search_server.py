@@ -104,6 +104,8 @@ def test_only_the_datasets_own_sources_are_served(server, dataset):
     status, body, headers = get(f"{base}/media/0/0", {"Range": "bytes=0-99"})
     assert status == 206 and len(body) == 100  # a range: the page can seek
     assert body == dataset[1][0].read_bytes()[:100]
+    status, body, headers = get(f"{base}/thumb/0/0?t=1.0")
+    assert status == 200 and body[:2] == b"\xff\xd8" and headers["content-type"] == "image/jpeg"
     for path in ("/media/0/..%2F..%2F..%2Fetc%2Fpasswd", "/media/0/%2e%2e", "/media/1/0",
                  "/media/0/99", "/media/-1/0", "/thumb/0/..%2Fx", "/etc/passwd",
                  "/media/0/0/../../../../etc/passwd"):  # fmt: skip

@@ -21,6 +21,14 @@ THUMB_WIDTH = 240
 
 def thumbnail(location: str, seconds: float, timeout: float = 60.0) -> str | None:
     """A JPEG data URI of the frame at ``seconds`` of the video, or None if it cannot be read."""
+    data = thumbnail_jpeg(location, seconds, timeout)
+    if data is None:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def thumbnail_jpeg(location: str, seconds: float, timeout: float = 60.0) -> bytes | None:
+    """The JPEG bytes of the frame at ``seconds`` of the video, or None if it cannot be read."""
     from PIL import Image
 
     source = {"location": location, "start": max(0.0, seconds - 5e-4), "end": seconds + 0.5}
@@ -35,7 +43,7 @@ def thumbnail(location: str, seconds: float, timeout: float = 60.0) -> str | Non
     image.thumbnail((THUMB_WIDTH, THUMB_WIDTH * 4))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
 def curve_svg(times: np.ndarray, scores: np.ndarray, moment: Moment, width=420, height=90) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from .index import MomentOptions
 from .page import PAGE
+from .report import thumbnail_jpeg
 from .session import SearchSession, Towers
 
 MAX_UPLOAD = 8 << 20  # bytes of an image query
@@ -166,7 +167,8 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD):
         with thumbs_lock:
             data = thumbs.get(key)
         if data is None:
-            data = _thumbnail(found[1].get("location"), seconds)
+            location = found[1].get("location")
+            data = thumbnail_jpeg(location, seconds) if location else None
             if data is None:
                 return Response("source not reachable", status_code=404)
             with thumbs_lock:
@@ -208,17 +210,6 @@ def _decode_image(data: bytes) -> np.ndarray:
             return np.array(image.convert("RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"not an image: {exc}") from exc
-
-
-def _thumbnail(location: str | None, seconds: float) -> bytes | None:
-    from .report import thumbnail
-
-    uri = thumbnail(location, seconds) if location else None
-    if uri is None:
-        return None
-    import base64
-
-    return base64.b64decode(uri.split(",", 1)[1])
 
 
 def serve(datasets: list[str], host: str = "127.0.0.1", port: int = 8000,
