@@ -7,7 +7,9 @@ Each size is a synthetic dataset in the encode format (40-frame videos wandering
 own direction in 512 dimensions, as bench/search.py) with a random ViT-B-32 checkpoint as its
 weights, served by ``clip-video-search serve`` in its own process; queries are HTTP GETs of
 text (each embedded by the text tower, as a user's would be). The first ANN query builds the
-faiss index and is not counted.
+faiss index and is not counted. Also per size: where a query's time goes in one process
+(text tower, exact search), and one run of the one-shot ``clip-video-search`` command (wall
+time and peak RSS).
 """
 
 from __future__ import annotations
@@ -63,6 +65,40 @@ def rss_mib(pid: int) -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
+def in_process(dest: str, queries: int) -> dict:
+    """Where a query's time goes, in a child process: the text tower, then the exact search."""
+    code = (
+        "import json, statistics, sys, time\n"
+        "from clip_video_encode.search.session import SearchSession\n"
+        "s = SearchSession(sys.argv[1], device='cpu')\n"
+        "q = s.embed_text('warm up'); s.search(q)\n"
+        "def t(f): a = time.perf_counter(); f(); return 1000 * (time.perf_counter() - a)\n"
+        "n = int(sys.argv[2])\n"
+        "embed = [t(lambda i=i: s.embed_text(f'a dog number {i}')) for i in range(n)]\n"
+        "search = [t(lambda: s.search(q)) for _ in range(n)]\n"
+        "print(json.dumps({'text_tower_p50_ms': statistics.median(embed),"
+        " 'exact_search_p50_ms': statistics.median(search)}))\n"
+    )  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, dest, str(queries)], check=True,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    return json.loads(out.splitlines()[-1])
+
+
+def one_shot(dest: str) -> dict:
+    """``clip-video-search DATASET TEXT`` once: wall time and the process's peak RSS."""
+    code = (
+        "import resource, subprocess, sys, time\n"
+        "a = time.perf_counter()\n"
+        "subprocess.run([sys.executable, '-m', 'clip_video_encode.search.cli', sys.argv[1],"
+        " 'a dog on a beach', '--device', 'cpu'], check=True, capture_output=True)\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(time.perf_counter() - a, peak)\n"
+    )  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, dest], check=True, capture_output=True,
+                         text=True).stdout.split()  # fmt: skip
+    return {"one_shot_cli_s": float(out[0]), "one_shot_cli_peak_mib": float(out[1])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -110,6 +146,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
+        result.update(in_process(dest, args.queries))
+        result.update(one_shot(dest))
         rows.append(result)
         print(json.dumps(result), flush=True)
     print(f"\n{'frames':>8} {'first query':>12} {'exact p50':>10} {'exact p95':>10}"
@@ -119,6 +157,11 @@ def main() -> None:
                    f" {r['ann_p50_ms']:>6.1f}ms {r['ann_p95_ms']:>6.1f}ms")  # fmt: skip
         print(f"{r['frames']:>8} {r['first_query_after_start_s']:>11.1f}s{latency}"
               f" {r['server_rss_mib']:>8.0f}")  # fmt: skip
+    for r in rows:
+        print(f"{r['frames']:>8} frames: in-process text tower p50"
+              f" {r['text_tower_p50_ms']:.1f} ms, exact search p50 {r['exact_search_p50_ms']:.1f}"
+              f" ms; one-shot clip-video-search text query {r['one_shot_cli_s']:.1f} s,"
+              f" peak RSS {r['one_shot_cli_peak_mib']:.0f} MiB")  # fmt: skip
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(args.workdir, ignore_errors=True)
 
