@@ -12,8 +12,10 @@ The rule, the same on local disks and object stores (where no write is "create i
 - to take the lease a run writes its own, waits a moment and reads it back: when two runs
   write at once, the one whose lease is still there goes on and the other refuses. A local
   lease that does not exist yet is created by a hard link, which no other run can win too.
-- a run that finds, at a heartbeat, that another run has taken its lease (it was stalled
-  longer than ``seconds``) stops before it commits another shard.
+- a run that finds another run's lease in place of its own (it was stalled longer than
+  ``seconds``) stops before it commits another shard. It reads the lease before every
+  commit, not only at heartbeats: a run waking from a stall would otherwise commit once
+  before its heartbeat thread noticed.
 
 Heartbeat times are compared with this machine's clock: machines that share a destination
 need clocks that agree to well within ``seconds`` (NTP does).
@@ -81,7 +83,10 @@ class Lease:
 
     def check(self) -> None:
         """Raise :class:`LeaseLost` if another run has taken the lease (called before each
-        commit)."""
+        commit). A store that cannot be read just now leaves the verdict to the heartbeat."""
+        if not self.lost:
+            with contextlib.suppress(Exception):
+                self._notice_takeover(self._read())
         if self.lost:
             raise LeaseLost(self.lost)
 
@@ -161,16 +166,20 @@ class Lease:
             f" {self.path} once you are sure it is gone."
         )
 
+    def _notice_takeover(self, held: dict | None) -> bool:
+        if held is None or held.get("run_id") in (None, self.run_id):
+            return False
+        self.lost = (
+            f"another run took the lease of {self.dest} (this run went"
+            f" {self.seconds:.0f} s without renewing it): stopped before"
+            " committing another shard. The committed shards are kept."
+        )
+        return True
+
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds / 4):
             try:
-                held = self._read()
-                if held is not None and held.get("run_id") not in (None, self.run_id):
-                    self.lost = (
-                        f"another run took the lease of {self.dest} (this run went"
-                        f" {self.seconds:.0f} s without renewing it): stopped before"
-                        " committing another shard. The committed shards are kept."
-                    )
+                if self._notice_takeover(self._read()):
                     return
                 self._write()
             except Exception:

@@ -113,8 +113,10 @@ def test_two_runs_racing_for_a_lease_one_wins(tmp_path):
         assert json.loads((dest / LEASE_NAME).read_text())["run_id"] == winner.run_id
 
 
-def test_a_run_that_lost_its_lease_stops_before_committing(videos, tmp_path, checkpoint):
-    """A run stalled past its lease's lifetime finds it taken at its next heartbeat and commits
+def test_a_run_that_lost_its_lease_stops_before_committing(
+    videos, tmp_path, checkpoint, monkeypatch
+):
+    """A run stalled past its lease's lifetime finds it taken before its next commit and commits
     nothing more; what it committed before stays valid."""
     from clip_video_encode.dataset import EncodeJob
     from clip_video_encode.encoder import EncoderOptions
@@ -128,14 +130,21 @@ def test_a_run_that_lost_its_lease_stops_before_committing(videos, tmp_path, che
                     EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32"),
                     samples_per_shard=1, workers=1, lease_seconds=0.4)  # fmt: skip
 
-    def usurp():
-        while not (dest / "00000_stats.json").exists():
-            time.sleep(0.01)
-        write_lease(dest, heartbeat=time.time() + 3600)
+    # The run stalls before its second commit (its heartbeat stops) and another run takes
+    # the lease meanwhile.
+    checks = []
+    real_check = Lease.check
 
-    thread = threading.Thread(target=usurp, daemon=True)
-    thread.start()
+    def stall_then_check(lease):
+        checks.append(lease)
+        if len(checks) == 2:
+            lease._stop.set()
+            lease._thread.join()
+            write_lease(dest, heartbeat=time.time() + 3600)
+        real_check(lease)
+
+    monkeypatch.setattr(Lease, "check", stall_then_check)
     with pytest.raises(LeaseLost, match="another run took the lease"):
         encode_dataset(job, progress=False)
-    assert (dest / "00000_stats.json").exists() and not (dest / "00002_stats.json").exists()
+    assert (dest / "00000_stats.json").exists() and not (dest / "00001_stats.json").exists()
     assert json.loads((dest / LEASE_NAME).read_text())["run_id"] == "someone"  # not removed
