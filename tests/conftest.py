@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import threading
 import time
 
@@ -108,3 +109,17 @@ def http_root(videos) -> str:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright (skipped where either is missing)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("no chromium installed (Debian: apt install chromium)")
+    with playwright.sync_playwright() as p:
+        args = ["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        browser = p.chromium.launch(executable_path=executable, args=args)
+        yield browser
+        browser.close()

@@ -2,7 +2,6 @@
 (headless Chromium driven by Playwright)."""
 
 import json
-import shutil
 import threading
 import time
 import urllib.error
@@ -128,19 +127,6 @@ def test_uploads_over_the_cap_are_refused(server):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(request, timeout=60)
     assert exc.value.code == 413
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("no chromium installed (Debian: apt install chromium)")
-    with playwright.sync_playwright() as p:
-        args = ["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        browser = p.chromium.launch(executable_path=executable, args=args)
-        yield browser
-        browser.close()
 
 
 def test_the_page_in_a_browser(server, dataset, browser, tmp_path):

@@ -1,0 +1,275 @@
+"""Summaries: KTS, the knapsack, the metrics by hand, the benchmark files' readers, summaries of
+a real encoded video (JSON, mp4 frames, the page in a browser) and the evaluation end to end."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import MODEL
+
+from clip_video_encode.summarize import greedy, kts, knapsack
+from clip_video_encode.summarize.cli import main as summarize_main
+from clip_video_encode.summarize.shots import fixed_shots
+
+
+def segments(rng, n, d, boundaries, noise):
+    labels = np.searchsorted(boundaries, np.arange(n), side="right")
+    means = rng.normal(size=(len(boundaries) + 1, d))
+    return means[labels] + noise * rng.normal(size=(n, d))
+
+
+def reference_kts(x):
+    """KTS as published (cpd_nonlin for every number of change points, then cpd_auto's
+    penalty with vmax = 1), quadratic and cubic but plain."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    n = len(x)
+    gram = x @ x.T
+    scatter = np.full((n + 1, n + 1), np.inf)
+    for s in range(n):
+        for t in range(s + 1, n + 1):
+            block = gram[s:t, s:t]
+            scatter[s, t] = np.trace(block) - block.sum() / (t - s)
+    best = np.full((n, n + 1), np.inf)
+    back = np.zeros((n, n + 1), dtype=int)
+    best[0, 1:] = scatter[0, 1:]
+    for m in range(1, n):
+        for t in range(m + 1, n + 1):
+            total = best[m - 1, m:t] + scatter[m:t, t]
+            back[m, t] = m + int(np.argmin(total))
+            best[m, t] = total.min()
+    ms = np.arange(1, n)
+    penalty = np.concatenate([[0.0], ms / (2 * n) * (np.log(n / ms) + 1)])
+    m = int(np.argmin(best[:, n] / n + penalty))
+    points, t = [], n
+    for k in range(m, 0, -1):
+        t = back[k, t]
+        points.append(t)
+    return np.array(points[::-1], dtype=int)
+
+
+def test_kts_recovers_the_change_points_and_equals_published_kts():
+    rng = np.random.default_rng(0)
+    truth = np.array([40, 95, 130, 210, 260])
+    x = segments(rng, 300, 64, truth, noise=0.4)
+    assert np.array_equal(kts(x), truth)
+    assert np.array_equal(kts(x, max_shot=90), truth)  # the bound does not bind here
+    for _ in range(12):  # random small sequences, noisy enough that the choice is not obvious
+        n = int(rng.integers(30, 80))
+        k = int(rng.integers(1, 6))
+        cuts = np.sort(rng.choice(np.arange(3, n - 2), k - 1, replace=False))
+        x = segments(rng, n, 8, cuts, noise=float(rng.uniform(0.2, 1.5)))
+        assert np.array_equal(kts(x), reference_kts(x))
+
+
+def test_kts_on_a_long_video_respects_the_shot_bound():
+    rng = np.random.default_rng(1)
+    x = segments(rng, 2000, 32, np.array([700, 1500]), noise=0.3)
+    points = kts(x, max_shot=300)
+    shots = np.diff(np.concatenate([[0], points, [2000]]))
+    assert shots.max() <= 300
+    assert {700, 1500} <= set(points.tolist())  # the real cuts are among them
+
+
+def test_fixed_shots():
+    times = np.arange(0, 10, 0.25)
+    assert fixed_shots(times, 2.0).tolist() == [8, 16, 24, 32]
+    assert fixed_shots(np.array([0.0, 0.9, 2.1, 2.2, 5.0]), 2.0).tolist() == [2, 4]
+
+
+def test_knapsack_equals_brute_force():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n = int(rng.integers(1, 10))
+        values = rng.random(n)
+        weights = rng.integers(1, 12, size=n)
+        capacity = int(rng.integers(0, 40))
+        best = max(
+            (sum(values[list(c)]), c)
+            for r in range(n + 1)
+            for c in itertools.combinations(range(n), r)
+            if weights[list(c)].sum() <= capacity
+        )
+        chosen = knapsack(values, weights, capacity)
+        assert weights[chosen].sum() <= capacity
+        assert math.isclose(values[chosen].sum(), best[0], rel_tol=1e-12, abs_tol=1e-12)
+        assert sorted(np.flatnonzero(chosen).tolist()) == list(best[1])
+    # Greedy is what it says: best first, skipping what does not fit.
+    assert greedy([5, 4, 3], [6, 5, 4], 9).tolist() == [True, False, False]
+    assert knapsack([5, 4, 3], [6, 5, 4], 9).tolist() == [False, True, True]
+
+
+def brute_tau_b(x, y):
+    """Kendall's tau-b by counting every pair."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            a, b = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            ties_x += a == 0
+            ties_y += b == 0
+            concordant += a * b > 0
+            discordant += a * b < 0
+    pairs = len(x) * (len(x) - 1) / 2
+    return (concordant - discordant) / math.sqrt((pairs - ties_x) * (pairs - ties_y))
+
+
+def test_fast_correlations_equal_the_pairwise_count():
+    from scipy.stats import spearmanr
+
+    from clip_video_encode.summarize.metrics import UserRanks, rank_correlations
+
+    rng = np.random.default_rng(4)
+    users = np.stack([np.repeat(rng.integers(1, 6, size=12), 5) for _ in range(3)])
+    ranks = UserRanks(users)
+    for _ in range(5):
+        x = rng.random(60)
+        tau, rho = ranks.correlations(x)
+        assert math.isclose(tau, np.mean([brute_tau_b(x, u) for u in users]), abs_tol=1e-12)
+        expected_rho = np.mean([spearmanr(x, u).statistic for u in users])
+        assert math.isclose(rho, expected_rho, abs_tol=1e-12)
+        assert np.allclose(rank_correlations(x, users), (tau, rho), atol=1e-12)
+
+
+# -- hand-made annotation files ------------------------------------------------------------
+
+# Ten frames, three shots [0-3] [4-6] [7-9]; budget 0.3 -> 3 frames: one 3-frame shot fits.
+# Annotator A's scores make shot 2 her summary, B's shot 3, C's shot 2.
+USERS = {
+    "A": [1, 1, 1, 1, 5, 5, 5, 2, 2, 2],
+    "B": [1, 1, 1, 1, 2, 2, 2, 4, 4, 4],
+    "C": [2, 2, 2, 2, 3, 3, 3, 1, 1, 1],
+}
+PREDICTED = [0.1, 0.2, 0.1, 0.2, 0.9, 0.8, 0.9, 0.3, 0.4, 0.3]  # picks shot 2
+
+
+def write_tvsum(folder, videos):
+    """TVSum's two files for ``{video_id: (category, title, seconds, {user: scores})}``."""
+    anno = folder / "ydata-tvsum50-anno.tsv"
+    info = folder / "ydata-tvsum50-info.tsv"
+    with open(anno, "w") as f:
+        for video_id, (category, _, _, users) in videos.items():
+            for scores in users.values():
+                f.write(f"{video_id}\t{category}\t{','.join(str(s) for s in scores)}\n")
+    with open(info, "w") as f:
+        f.write("category\tvideo_id\ttitle\turl\tlength\n")
+        for video_id, (category, title, seconds, _) in videos.items():
+            f.write(f"{category}\t{video_id}\t{title}\thttps://example.org/{video_id}\t"
+                    f"{int(seconds) // 60}:{int(seconds) % 60:02d}\n")  # fmt: skip
+    return anno, info
+
+
+def write_h5(path, videos):
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        for name, (n_frames, points, summaries) in videos.items():
+            group = h5.create_group(name)
+            group["n_frames"] = n_frames
+            group["change_points"] = np.array(points)
+            group["n_frame_per_seg"] = np.array([b - a + 1 for a, b in points])
+            if summaries is not None:
+                group["user_summary"] = np.array(summaries, dtype=np.float32)
+
+
+def eval_json(argv, capsys):
+    code = summarize_main(["eval", *argv, "--json", "--quiet"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return json.loads(out.out)
+
+
+def test_metrics_on_hand_made_tvsum_files(tmp_path, capsys):
+    anno, info = write_tvsum(tmp_path, {"vid1": ("VT", "a title", 60, USERS)})
+    h5 = tmp_path / "eccv16_dataset_tvsum_google_pool5.h5"
+    write_h5(h5, {"video_1": (10, [[0, 3], [4, 6], [7, 9]], None)})
+    scores = tmp_path / "mine.json"
+    scores.write_text(json.dumps({"vid1": PREDICTED}))
+    common = ["--tvsum-anno", str(anno), "--tvsum-info", str(info), "--h5", str(h5),
+              "--scores", str(scores), "--budget", "0.3", "--random-draws", "20"]  # fmt: skip
+    result = eval_json(common, capsys)
+    mine = result["mine"]
+    # F: A and C chose shot 2 (F 100 each), B shot 3 (no overlap: 0); TVSum averages: 200/3.
+    assert math.isclose(mine["f_score"], 200 / 3, rel_tol=1e-9)
+    expected_tau = np.mean([brute_tau_b(np.array(PREDICTED), np.array(u)) for u in USERS.values()])
+    assert math.isclose(mine["kendall_tau"], expected_tau, rel_tol=1e-9)
+    assert mine["n_videos"] == 1
+    # Human, leave-one-out: A vs {B, C}: 50, B vs {A, C}: 0, C vs {A, B}: 50 -> 100/3; tau
+    # over the three pairs.
+    human = result["human"]
+    assert math.isclose(human["f_score"], 100 / 3, rel_tol=1e-9)
+    pairs = [brute_tau_b(np.array(USERS[a]), np.array(USERS[b])) for a, b in
+             [("A", "B"), ("A", "C"), ("B", "C")]]  # fmt: skip
+    assert math.isclose(human["kendall_tau"], np.mean(pairs), rel_tol=1e-9)
+    # SumMe's reduction (the best annotator) on the same files: 100.
+    assert math.isclose(eval_json([*common, "--f-mode", "max"], capsys)["mine"]["f_score"], 100)
+    # Random: each draw picks shot 2 or 3 (2/3 or 1/3 of annotators agree), so F is 100/3 or
+    # 200/3 per draw, and its mean lies between.
+    assert 100 / 3 - 1e-9 <= result["random"]["f_score"] <= 200 / 3 + 1e-9
+    assert abs(result["random"]["kendall_tau"]) < 0.3
+    # The baselines alone.
+    alone = eval_json(["--tvsum-anno", str(anno), "--tvsum-info", str(info), "--h5", str(h5),
+                       "--budget", "0.3", "--baselines", "human"], capsys)  # fmt: skip
+    assert list(alone) == ["human"] and math.isclose(alone["human"]["f_score"], 100 / 3)
+
+
+def test_summe_mat_files_and_h5_user_summaries_and_splits(tmp_path, capsys):
+    from scipy.io import savemat
+
+    gt = tmp_path / "GT"
+    gt.mkdir()
+    # Two videos of 10 frames at 25 fps; annotators' selections as SumMe stores them.
+    user = np.array([[0, 0, 0, 0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1, 1, 1]]).T
+    for name in ("Air_Force_One", "Bike_Polo"):
+        savemat(gt / f"{name}.mat", {"user_score": user.astype(float), "nFrames": 10.0,
+                                     "FPS": 25.0, "gt_score": user.mean(axis=1)})  # fmt: skip
+    scores = tmp_path / "mine.json"
+    scores.write_text(json.dumps({"Air_Force_One": PREDICTED, "Bike_Polo": PREDICTED[::-1]}))
+    # Shots: 0.12 s at 25 fps = 3 frames each (0-2, 3-5, 6-8, 9).
+    common = ["--summe-gt", str(gt), "--scores", str(scores), "--budget", "0.3",
+              "--shots", "fixed:0.12", "--random-draws", "5"]  # fmt: skip
+    result = eval_json(common, capsys)
+    # Air_Force_One's best 3-frame shot is frames 3-5 (mean 0.63): it shares frames 4 and 5
+    # with annotator 1 (P = R = 2/3, F 66.7) and none with annotator 2; SumMe takes the best.
+    from clip_video_encode.summarize.evaluate import summary_of
+    from clip_video_encode.summarize.metrics import f_score
+
+    bounds = np.array([0, 3, 6, 9, 10])
+    expected = []
+    for values in (PREDICTED, PREDICTED[::-1]):
+        picked = summary_of(np.array(values), bounds, 0.3)
+        expected.append(max(f_score(picked, u > 0) for u in user.T))
+    assert summary_of(np.array(PREDICTED), bounds, 0.3).tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    assert math.isclose(expected[0], 200 / 3)
+    assert math.isclose(result["mine"]["f_score"], np.mean(expected), rel_tol=1e-9)
+    # A splits file as the literature writes it (keys with the h5 path in front).
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps([
+        {"train_keys": ["x.h5/Bike_Polo"], "test_keys": ["x.h5/Air_Force_One"]},
+        {"train_keys": ["x.h5/Air_Force_One"], "test_keys": ["x.h5/Bike_Polo"]},
+    ]))  # fmt: skip
+    split = eval_json([*common, "--splits", str(splits)], capsys)["mine"]
+    assert split["splits"] == 2 and split["n_videos"] == 2
+    assert [s["f_score"] for s in split["per_split"]] == pytest.approx(expected)
+    # The h5 alone: its user summaries and shots are the ground truth.
+    h5 = tmp_path / "eccv16_dataset_summe_google_pool5.h5"
+    write_h5(h5, {"video_1": (10, [[0, 3], [4, 6], [7, 9]], user.T)})
+    only = eval_json(["--h5", str(h5), "--baselines", "human", "--budget", "0.3"], capsys)
+    assert only["human"]["f_score"] == 0.0  # the two annotators share no frame
+
+
+def test_bad_annotation_files_are_refused_with_a_reason(tmp_path, capsys):
+    bad = tmp_path / "anno.tsv"
+    bad.write_text("vid1\tVT\n")
+    assert summarize_main(["eval", "--tvsum-anno", str(bad), "--baselines", "human"]) == 2
+    assert "expected video_id, category and scores" in capsys.readouterr().err
+    anno, info = write_tvsum(tmp_path, {"vid1": ("VT", "t", 60, USERS)})
+    scores = tmp_path / "short.json"
+    scores.write_text(json.dumps({"vid1": [0.5] * 9}))
+    argv = ["eval", "--tvsum-anno", str(anno), "--tvsum-info", str(info), "--scores",
+            str(scores), "--shots", "fixed:2"]  # fmt: skip
+    assert summarize_main(argv) == 2
+    assert "has 9 scores but the video has 10 frames" in capsys.readouterr().err
+    argv = ["eval", "--tvsum-anno", str(anno), "--baselines", "human"]  # no shots: no fps, no h5
+    assert summarize_main(argv) == 2
+    assert "frame rate is unknown" in capsys.readouterr().err
