@@ -273,3 +273,176 @@ def test_bad_annotation_files_are_refused_with_a_reason(tmp_path, capsys):
     argv = ["eval", "--tvsum-anno", str(anno), "--baselines", "human"]  # no shots: no fps, no h5
     assert summarize_main(argv) == 2
     assert "frame rate is unknown" in capsys.readouterr().err
+
+
+# -- summaries of a real encoded video ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory, checkpoint):
+    """A 10 s, 30 fps index-coded video encoded at 4 fps, and a second one of 6 s."""
+    from clip_video_encode.cli import main as encode_main
+    from video2numpy.synth import write_video
+
+    root = tmp_path_factory.mktemp("summaries")
+    paths = [root / "ten.mp4", root / "six.mp4"]
+    write_video(str(paths[0]), n_frames=300, fps=30, width=160, height=96)
+    write_video(str(paths[1]), n_frames=180, fps=30, width=160, height=96)
+    listing = root / "videos.txt"
+    listing.write_text("\n".join(str(p) for p in paths))
+    dest = root / "ds"
+    argv = [str(listing), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+            "--fps", "4", "--workers", "1", "--quiet"]  # fmt: skip
+    assert encode_main(argv) == 0
+    return dest, paths
+
+
+def test_summary_json_and_mp4_hold_exactly_the_selected_shots(encoded, tmp_path, capsys):
+    import av
+
+    from video2numpy.synth import frame_index
+
+    dest, paths = encoded
+    out, cuts, page = tmp_path / "s.json", tmp_path / "cuts", tmp_path / "page.html"
+    argv = [str(dest), "--query", "a person riding a bike", "--query", "a red car",
+            "--shots", "fixed:0.5", "--out", str(out), "--video", str(cuts), "--html", str(page),
+            "--quiet"]  # fmt: skip
+    assert summarize_main(argv) == 0, capsys.readouterr().err
+    document = json.loads(out.read_text())
+    assert [v["location"] for v in document["videos"]] == [str(p) for p in paths]
+    for video, seconds in zip(document["videos"], (10.0, 6.0), strict=True):
+        shots = video["shots"]
+        assert video["duration"] == pytest.approx(seconds)
+        # Shots tile the video: from 0 to its end, each where the previous ended.
+        assert shots[0]["start"] == 0 and shots[-1]["end"] == pytest.approx(seconds)
+        assert all(a["end"] == b["start"] for a, b in itertools.pairwise(shots))
+        assert sum(s["source_frames"] for s in shots) == round(seconds * 30)
+        # Every shot's score is the mean of its frames' scores.
+        scores = np.array(video["frame_scores"])
+        for s in shots:
+            frames = scores[s["first_frame"] : s["first_frame"] + s["n_frames"]]
+            assert s["score"] == pytest.approx(frames.mean(), abs=1e-5)
+        # Budget 15%: 0.5 s shots (15 frames) fit three times into 10 s, once into 6 s.
+        chosen = [s for s in shots if s["selected"]]
+        assert video["budget_seconds"] == pytest.approx(0.15 * seconds)
+        assert len(chosen) == {10.0: 3, 6.0: 1}[seconds]
+        assert video["summary_seconds"] == pytest.approx(len(chosen) * 0.5)
+        # The knapsack's choice: with equal weights, the best-scoring shots.
+        best = sorted(shots, key=lambda s: -s["score"])[: len(chosen)]
+        assert {s["start"] for s in best} == {s["start"] for s in chosen}
+        # The mp4: exactly the selected shots' source frames, in order.
+        expected = [f for s in chosen for f in range(round(s["start"] * 30), round(s["end"] * 30))]
+        with av.open(video["summary_video"]["path"]) as container:
+            got = [frame_index(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+            rate = container.streams.video[0].average_rate
+        assert got == expected
+        assert float(rate) == pytest.approx(30)
+    assert page.exists()
+
+
+def test_summary_page_in_a_browser(encoded, tmp_path, browser, capsys):
+    dest, _ = encoded
+    page_path, out = tmp_path / "page.html", tmp_path / "s.json"
+    argv = [str(dest), "--query", "a dog", "--shots", "fixed:1", "--budget", "0.3",
+            "--out", str(out), "--html", str(page_path), "--quiet"]  # fmt: skip
+    assert summarize_main(argv) == 0, capsys.readouterr().err
+    document = json.loads(out.read_text())
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(page_path.as_uri())
+    sections = page.locator("section.video")
+    assert sections.count() == 2
+    for i, video in enumerate(document["videos"]):
+        section = sections.nth(i)
+        chosen = [s for s in video["shots"] if s["selected"]]
+        assert section.locator("rect.shot").count() == len(video["shots"])
+        assert section.locator("rect.shot.selected").count() == len(chosen)
+        assert section.locator("line.boundary").count() == len(video["shots"]) - 1
+        starts = section.locator("rect.shot.selected").evaluate_all(
+            "rects => rects.map(r => parseFloat(r.dataset.start))"
+        )
+        assert starts == pytest.approx([s["start"] for s in chosen])
+        # A thumbnail per selected shot, grabbed from the source and actually decoded.
+        thumbs = section.locator("img.thumb")
+        assert thumbs.count() == len(chosen)
+        widths = thumbs.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert all(w > 0 for w in widths)
+        points = section.locator("polyline.scores").get_attribute("points").split()
+        assert len(points) == len(video["frame_scores"])
+    assert errors == []
+
+
+def test_generic_summaries_and_a_missing_video(encoded, capsys):
+    dest, _ = encoded
+    code = summarize_main([str(dest), "000000001", "no-such-video", "--shots", "fixed:1",
+                           "--budget", "0.2", "--quiet"])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1 and "no-such-video: no such key or id" in out.err
+    (video,) = json.loads(out.out)["videos"]
+    assert video["key"] == "000000001"
+    assert sum(s["selected"] for s in video["shots"]) == 1  # 6 s x 0.2 = 1.2 s: one 1 s shot
+    assert summarize_main([str(dest), "--shots", "fixed:0"]) == 2
+    assert "shots must be kts or fixed:SECONDS" in capsys.readouterr().err
+
+
+# -- the evaluation end to end on a TVSum-format benchmark ----------------------------------
+
+QUERY = "a dog on a skateboard"
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory, checkpoint):
+    """Three 20 s, 30 fps 'videos' as an embedding dataset sampled at 2 fps, whose frames
+    resemble QUERY as much as the (hidden) importance of their 2-second segment says, and
+    TVSum-format files where five annotators score that importance with noise."""
+    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.video_models.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("tvsum")
+    query = TextEncoder(MODEL, checkpoint).encode_text([QUERY])[0]
+    query = query / np.linalg.norm(query)
+    rng = np.random.default_rng(5)
+    videos, rows = {}, []
+    for v in range(3):
+        importance = rng.integers(1, 6, size=10)  # per 2-second segment
+        per_frame = np.repeat(importance, 60)  # 600 source frames
+        users = {u: np.clip(per_frame + np.repeat(rng.integers(-1, 2, size=10), 60), 1, 5)
+                 for u in range(5)}  # fmt: skip
+        videos[f"tv{v}"] = ("VT", QUERY, 20, users)
+        sampled = np.repeat(importance, 4)  # 40 frames at 2 fps
+        noise = rng.normal(size=(40, len(query)))
+        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+        frames = noise + 0.15 * sampled[:, None] * query
+        rows.append((frames.astype(np.float16), {
+            "id": f"tv{v}", "caption": None, "timestamps": (np.arange(40) * 0.5).tolist(),
+            "duration": 20.0, "source_fps": 30.0}))  # fmt: skip
+    dest = root / "ds"
+    write_dataset(str(dest), iter(rows), 3, len(query), MODEL, checkpoint, 2)
+    anno, info = write_tvsum(root, videos)
+    return dest, anno, info
+
+
+def test_evaluation_of_a_dataset_on_tvsum_files(benchmark, capsys):
+    dest, anno, info = benchmark
+    common = ["--tvsum-anno", str(anno), "--tvsum-info", str(info), "--dataset", str(dest),
+              "--shots", "fixed:2", "--random-draws", "30"]  # fmt: skip
+    result = eval_json([*common, "--query", QUERY], capsys)
+    clip, human, random = result["clip"], result["human"], result["random"]
+    assert clip["n_videos"] == human["n_videos"] == random["n_videos"] == 3
+    # The frames follow the hidden importance, so the summary ranks as the annotators do...
+    assert clip["kendall_tau"] > 0.5 and clip["spearman_rho"] > 0.6
+    # ... far above chance, which is no correlation at all.
+    assert abs(random["kendall_tau"]) < 0.05 and abs(random["spearman_rho"]) < 0.06
+    assert clip["f_score"] > random["f_score"] + 10
+    # Each video's title as its query (TVSum's info file) is the same query here.
+    by_title = eval_json([*common, "--query-field", "title"], capsys)["clip"]
+    assert by_title == pytest.approx(clip)
+    # Shots by KTS on the dataset's embeddings: evaluated too (the same shots for all).
+    kts_result = eval_json([*common[:-4], "--query", QUERY, "--baselines", "none"], capsys)
+    assert list(kts_result) == ["clip"] and kts_result["clip"]["kendall_tau"] > 0.5
+    # The text table.
+    assert summarize_main(["eval", *common, "--query", QUERY, "--quiet"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["method", "F-score", "Kendall", "tau", "Spearman", "rho", "videos"]
+    assert [line.split()[0] for line in table[1:]] == ["clip", "human", "random"]
