@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import MODEL
 
-from clip_video_encode.summarize import greedy, kts, knapsack
+from clip_video_encode.summarize import greedy, knapsack, kts
 from clip_video_encode.summarize.cli import main as summarize_main
 from clip_video_encode.summarize.shots import fixed_shots
 
@@ -327,6 +327,7 @@ def test_summary_json_and_mp4_hold_exactly_the_selected_shots(encoded, tmp_path,
         assert video["budget_seconds"] == pytest.approx(0.15 * seconds)
         assert len(chosen) == {10.0: 3, 6.0: 1}[seconds]
         assert video["summary_seconds"] == pytest.approx(len(chosen) * 0.5)
+        assert video["budget_seconds"] - 0.5 < video["summary_seconds"] <= video["budget_seconds"]
         # The knapsack's choice: with equal weights, the best-scoring shots.
         best = sorted(shots, key=lambda s: -s["score"])[: len(chosen)]
         assert {s["start"] for s in best} == {s["start"] for s in chosen}

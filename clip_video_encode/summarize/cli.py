@@ -150,9 +150,12 @@ def _summarize(args, options: SummaryOptions, queries, contrast) -> int:
         summary = summarize_record(embeddings, meta, options, queries, args.combine, contrast)
         if summary.shots and not summary.selected_ranges:
             shortest = min(s.end_s - s.start_s for s in summary.shots)
-            print(f"clip-video-summarize: {meta['key']}: no shot fits the budget (the shortest"
-                  f" is {shortest:.1f} s, the budget {summary.capacity / summary.fps:.1f} s):"
-                  " lower --max-shot-seconds, or use --shots fixed:SECONDS", file=sys.stderr)
+            print(
+                f"clip-video-summarize: {meta['key']}: no shot fits the budget (the shortest"
+                f" is {shortest:.1f} s, the budget {summary.capacity / summary.fps:.1f} s):"
+                " lower --max-shot-seconds, or use --shots fixed:SECONDS",
+                file=sys.stderr,
+            )
         if args.video and summary.selected_ranges:
             target = os.path.join(args.video, f"{meta['key']}.mp4")
             try:

@@ -58,22 +58,21 @@ def kts(
 
     seen: dict[int, tuple[float, np.ndarray]] = {}
 
-    def solve(beta: float) -> int:
-        points, cost = _segment(costs, beta, lmin)
-        seen.setdefault(len(points), (cost, points))
+    def solve(betas: np.ndarray) -> int:
+        for points, cost in _segment(costs, betas, lmin):
+            seen.setdefault(len(points), (cost, points))
         return len(points)
 
     # The criterion is not convex in m (its penalty is concave): a coarse sweep of the hull,
     # from many short shots (beta near 0) to few, then the fixed point from the best of it.
-    for beta in np.geomspace(1e-3, 0.5 * math.log(n), 10):
-        solve(float(beta))
+    solve(np.geomspace(1e-3, 0.5 * math.log(n), 12))
     if lmax >= n:  # one shot for the whole video is a valid segmentation too
         seen.setdefault(0, (_whole_cost(x), np.zeros(0, dtype=np.int64)))
     m = min(seen, key=lambda m: criterion(m, seen[m][0]))
     for _ in range(max_passes):
         if m == 0:
             break
-        m_next = solve(0.5 * math.log(n / m))
+        m_next = solve(np.array([0.5 * math.log(n / m)]))
         if m_next == m:
             break
         m = m_next
@@ -127,26 +126,32 @@ def _band_costs(x: np.ndarray, lmax: int) -> np.ndarray:
     return costs
 
 
-def _segment(costs: np.ndarray, beta: float, lmin: int) -> tuple[np.ndarray, float]:
-    """The exact best segmentation for a penalty ``beta`` per change point: its change points
-    and its total scatter (penalty excluded)."""
+def _segment(costs: np.ndarray, betas: np.ndarray, lmin: int) -> list[tuple[np.ndarray, float]]:
+    """The exact best segmentation for each penalty in ``betas`` (per change point): its change
+    points and its total scatter (penalty excluded). All penalties advance together, one
+    frame at a time, so a sweep costs little more than one solve."""
     n = costs.shape[0] - 1
     lmax = costs.shape[1] - 1
-    best = np.full(n + 1, np.inf)
-    best[0] = -beta  # the first shot pays no change point
-    back = np.zeros(n + 1, dtype=np.int64)
+    betas = np.asarray(betas, dtype=np.float64)[:, None]
+    best = np.full((len(betas), n + 1), np.inf)
+    best[:, 0] = -betas[:, 0]  # the first shot pays no change point
+    back = np.zeros((len(betas), n + 1), dtype=np.int64)
     ks = np.arange(lmin, lmax + 1)
+    rows = np.arange(len(betas))
     for t in range(lmin, n + 1):
-        k = ks[ks <= t] if t < lmax else ks
-        total = best[t - k] + costs[t, k]
-        j = int(np.argmin(total))
-        best[t] = total[j] + beta
-        back[t] = t - k[j]
-    points, t, scatter = [], n, 0.0
-    while t > 0:
-        s = int(back[t])
-        scatter += costs[t, t - s]
-        if s > 0:
-            points.append(s)
-        t = s
-    return np.array(points[::-1], dtype=np.int64), float(scatter)
+        k = ks[: t - lmin + 1] if t < lmax else ks
+        total = best[:, t - k] + costs[t, k]
+        j = np.argmin(total, axis=1)
+        best[:, t] = total[rows, j] + betas[:, 0]
+        back[:, t] = t - k[j]
+    found = []
+    for b in range(len(betas)):
+        points, t, scatter = [], n, 0.0
+        while t > 0:
+            s = int(back[b, t])
+            scatter += costs[t, t - s]
+            if s > 0:
+                points.append(s)
+            t = s
+        found.append((np.array(points[::-1], dtype=np.int64), float(scatter)))
+    return found
