@@ -142,7 +142,8 @@ def tvsum_sized_eval(workdir: str) -> None:
             segments = rng.integers(1, 6, size=seconds // 2 + 1)
             truth = np.repeat(segments, 60)[: seconds * 30]
             for _ in range(20):
-                user = np.clip(truth + np.repeat(rng.integers(-1, 2, size=len(segments)), 60), 1, 5)
+                shift = np.repeat(rng.integers(-1, 2, size=len(segments)), 60)[: len(truth)]
+                user = np.clip(truth + shift, 1, 5)
                 a.write(f"v{v}\tVT\t{','.join(map(str, user[: seconds * 30]))}\n")
             i.write(f"VT\tv{v}\ttitle\turl\t{seconds // 60}:{seconds % 60:02d}\n")
             predictions[f"v{v}"] = (truth + rng.normal(0, 1.5, size=len(truth))).round(3).tolist()

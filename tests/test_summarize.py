@@ -129,6 +129,11 @@ def test_fast_correlations_equal_the_pairwise_count():
         expected_rho = np.mean([spearmanr(x, u).statistic for u in users])
         assert math.isclose(rho, expected_rho, abs_tol=1e-12)
         assert np.allclose(rank_correlations(x, users), (tau, rho), atol=1e-12)
+    # Every pair of annotators (the human baseline), from their tables of level counts.
+    pairs = list(itertools.combinations(users, 2))
+    tau, rho = ranks.pairwise()
+    assert math.isclose(tau, np.mean([brute_tau_b(a, b) for a, b in pairs]), abs_tol=1e-12)
+    assert math.isclose(rho, np.mean([spearmanr(a, b).statistic for a, b in pairs]), abs_tol=1e-12)
 
 
 # -- hand-made annotation files ------------------------------------------------------------

@@ -145,14 +145,8 @@ def human_video(annotation: Annotation, bounds: np.ndarray, options: EvalOptions
         return None
     mode = options.mode(annotation)
     fs = [f_against_users(summaries[i], np.delete(summaries, i, axis=0), mode) for i in range(k)]
-    pairs = [
-        rank_correlations(scores[i], scores[j : j + 1]) for i in range(k) for j in range(i + 1, k)
-    ]
-    return {
-        "f_score": float(np.mean(fs)),
-        "kendall_tau": float(np.mean([p[0] for p in pairs])),
-        "spearman_rho": float(np.mean([p[1] for p in pairs])),
-    }
+    tau, rho = UserRanks(scores).pairwise()
+    return {"f_score": float(np.mean(fs)), "kendall_tau": tau, "spearman_rho": rho}
 
 
 def random_video(

@@ -150,7 +150,8 @@ def from_dataset(args: argparse.Namespace, annotations: list[Annotation]) -> tup
             continue
         embeddings = np.asarray(embeddings, dtype=np.float32)
         times = np.asarray(meta["timestamps"], dtype=np.float64)
-        fps = annotation.fps or meta.get("source_fps") or None
+        # The record's rate is the decoder's (exact); TVSum's info only has m:ss lengths.
+        fps = meta.get("source_fps") or annotation.fps or None
         if not fps and meta.get("duration"):
             fps = annotation.n_frames / float(meta["duration"])
         frame = frame_scores_of(
