@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import MODEL
 
-from clip_video_encode.summarize import greedy, knapsack, kts
+from clip_video_encode.summarize import SummaryOptions, greedy, knapsack, kts
 from clip_video_encode.summarize.cli import main as summarize_main
 from clip_video_encode.summarize.shots import fixed_shots
 
@@ -452,3 +452,28 @@ def test_evaluation_of_a_dataset_on_tvsum_files(benchmark, capsys):
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["method", "F-score", "Kendall", "tau", "Spearman", "rho", "videos"]
     assert [line.split()[0] for line in table[1:]] == ["clip", "human", "random"]
+
+
+def test_the_generic_criterion_prefers_new_content_to_a_repeat():
+    """Shots 0 and 1 show the same thing (the video's main content), 2 and 3 other things:
+    representativeness alone would spend the budget on 0 and 1; with the diversity discount
+    the repeat is worth nothing and the second pick is new content."""
+    from clip_video_encode.summarize import summarize_video
+    from clip_video_encode.summarize.scores import representativeness
+
+    rng = np.random.default_rng(6)
+    directions = np.linalg.qr(rng.normal(size=(64, 3)))[0].T  # three orthonormal directions
+    shots = [0, 0, 1, 2]
+    frames = np.concatenate([np.repeat(directions[d][None], 10, axis=0) for d in shots])
+    frames = frames + 0.01 * rng.normal(size=frames.shape)
+    times = np.arange(40) * 0.5  # 20 s at 2 fps; shots of 5 s
+    scores = representativeness(frames)
+    assert scores[:20].min() > scores[20:].max()  # the repeated content is the typical one
+    options = SummaryOptions(budget=0.5, shots="fixed:5")
+    generic = summarize_video(frames, times, scores, 20.0, 30.0, options, generic=True)
+    chosen = [k for k, s in enumerate(generic.shots) if s.selected]
+    assert len(chosen) == 2 and len({0, 1} & set(chosen)) == 1  # one of the two, and new content
+    repeat = ({0, 1} - set(chosen)).pop()
+    assert generic.shots[repeat].score < 0.01  # a repeat of a better shot is worth ~nothing
+    plain = summarize_video(frames, times, scores, 20.0, 30.0, options)
+    assert [k for k, s in enumerate(plain.shots) if s.selected] == [0, 1]

@@ -182,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--baselines: human, random or none, got {args.baselines!r}")
         if args.dataset and args.scores:
             raise ValueError("give --dataset or --scores, not both")
+        if args.contrast and not (args.query or args.query_field):
+            raise ValueError("--contrast needs a --query or --query-field")
         annotations = load_annotations(args)
         options = EvalOptions(args.budget, args.f_mode, args.random_draws, args.select)
         method, predictions, bounds = None, {}, {}
