@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from .core import ConvertError, Report, VideoRoot, locate, normalise_split, to_table
+from .core import ConvertError, Locator, Report, VideoRoot, normalise_split
+from .output import to_table
 
-__all__ = ["ConvertError", "Converter", "Report", "convert", "converters", "register"]
+__all__ = ["ConvertError", "Converter", "Report", "convert", "convert_rows", "converters",
+           "register"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,20 @@ class Converter:
     name: str
     title: str
     files: str  # which annotation files it reads, as a user would name them
-    function: Callable[[list[str], ConvertOptions, Report], list[dict]]
+    function: Callable[[list[str], ConvertOptions, Report], Iterable[dict]]
+    types: dict = field(default_factory=dict)  # arrow types of its own columns, where known
 
 
 _REGISTRY: dict[str, Converter] = {}
 
 
-def register(name: str, title: str, files: str):
-    """Decorator: make ``function(paths, options, report) -> rows`` the converter ``name``."""
+def register(name: str, title: str, files: str, types: dict | None = None):
+    """Decorator: make ``function(paths, options, report) -> rows`` the converter ``name``
+    (rows: an iterable of dicts, each with the same fields; a generator keeps big files
+    streaming)."""
 
     def add(function):
-        _REGISTRY[name] = Converter(name, title, files, function)
+        _REGISTRY[name] = Converter(name, title, files, function, dict(types or {}))
         return function
 
     return add
@@ -54,6 +59,49 @@ def converters() -> dict[str, Converter]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def convert_rows(
+    dataset: str,
+    paths: list[str],
+    report: Report,
+    split: str | None = None,
+    video_root: str | None = None,
+    encoding: str = "utf-8",
+    drop_missing: bool = False,
+) -> Iterator[dict]:
+    """The input table's rows for ``dataset``, streamed from its annotation files; what was
+    noticed goes into ``report`` once the rows are consumed."""
+    known = converters()
+    if dataset not in known:
+        raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(known)}")
+    if not paths:
+        raise ValueError(f"{dataset} needs its annotation files: {known[dataset].files}")
+    split = normalise_split(split)
+    locator = Locator(VideoRoot(video_root) if video_root else None, drop_missing)
+    rows = known[dataset].function(list(paths), ConvertOptions(split, encoding), report)
+    total = kept = 0
+    for row in rows:
+        total += 1
+        if split is not None:
+            if row.get("split") not in (None, split):
+                continue
+            row["split"] = split
+        kept += 1
+        row = locator.place(row)
+        if row is None:
+            continue
+        if not row.get("location"):
+            raise ValueError(
+                f"row {row['id']} has no location: these annotations hold no URL for it; give"
+                " --video-root with the downloaded videos (and --drop-missing to leave out"
+                " those not there)"
+            )
+        report.rows += 1
+        yield row
+    if split is not None and kept < total:
+        report.note(f"--split {split}: kept {kept} of {total} rows")
+    locator.note(report)
+
+
 def convert(
     dataset: str,
     paths: list[str],
@@ -63,27 +111,6 @@ def convert(
     drop_missing: bool = False,
 ) -> tuple[pa.Table, Report]:
     """The input table for ``dataset`` from its annotation files, and what was noticed."""
-    known = converters()
-    if dataset not in known:
-        raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(known)}")
-    if not paths:
-        raise ValueError(f"{dataset} needs its annotation files: {known[dataset].files}")
     report = Report()
-    split = normalise_split(split)
-    rows = known[dataset].function(list(paths), ConvertOptions(split, encoding), report)
-    if split is not None:
-        kept = [r for r in rows if r.get("split") in (None, split)]
-        if len(kept) < len(rows):
-            report.note(f"--split {split}: kept {len(kept)} of {len(rows)} rows")
-        rows = [{**r, "split": split} for r in kept]
-    root = VideoRoot(video_root) if video_root else None
-    rows = locate(rows, root, report, drop_missing)
-    nowhere = [r["id"] for r in rows if not r.get("location")]
-    if nowhere:
-        raise ValueError(
-            f"{len(nowhere)} rows have no location (first: {nowhere[0]}): these annotations"
-            " hold no URL for them; give --video-root with the downloaded videos (and"
-            " --drop-missing to leave out those not there)"
-        )
-    report.rows = len(rows)
-    return to_table(rows), report
+    rows = list(convert_rows(dataset, paths, report, split, video_root, encoding, drop_missing))
+    return to_table(rows, converters()[dataset].types), report

@@ -16,8 +16,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".flv")
 # Column order of every output table; a dataset's extra columns follow, in first-seen order.
 COLUMNS = ("id", "location", "caption", "start", "end", "split")
@@ -125,13 +123,59 @@ def read_json(path: str, encoding: str = "utf-8"):
         raise ConvertError(path, f"not JSON: {exc.msg}", exc.lineno) from exc
 
 
+def read_lines(path: str, encoding: str = "utf-8") -> Iterator[str]:
+    """A text file's lines (local or fsspec URL, compressed or not), streamed: a file of
+    millions of rows is never held whole. A line that is not valid ``encoding`` fails with
+    its line number."""
+    import fsspec
+
+    with fsspec.open(path, "rb", compression="infer") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise ConvertError(
+                    path,
+                    f"not valid {encoding} text (byte {exc.start} of the line); pass --encoding"
+                    " with the file's encoding, e.g. --encoding latin-1",
+                    number,
+                ) from exc
+            yield line.removeprefix("\ufeff") if number == 1 else line
+
+
+def read_jsonl(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, object]]:
+    """``(line number, value)`` for each non-blank line of a JSON Lines file, streamed."""
+    for number, line in enumerate(read_lines(path, encoding), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConvertError(path, f"not a JSON line: {exc.msg}", number) from exc
+
+
+def iter_json_object(path: str, encoding: str = "utf-8") -> Iterator[tuple[str, object]]:
+    """The top-level ``key, value`` pairs of a JSON object, parsed incrementally (ijson), so
+    that a file of gigabytes (HowTo100M's ``caption.json``) is never held whole."""
+    import fsspec
+    import ijson
+
+    with fsspec.open(path, "rb", compression="infer") as f:
+        source = f if encoding.lower().replace("-", "") == "utf8" else io.TextIOWrapper(f, encoding)
+        try:
+            yield from ijson.kvitems(source, "", use_float=True)
+        except ijson.JSONError as exc:
+            raise ConvertError(path, f"not JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConvertError(path, f"not valid {encoding} text; pass --encoding") from exc
+
+
 def read_csv(
     path: str, required: Iterable[str], encoding: str = "utf-8"
 ) -> Iterator[tuple[int, dict]]:
-    """Rows of a csv by header name, with their line numbers; quoted fields may hold commas
-    and newlines. Fails on a missing column, naming the ones the file has."""
-    text = read_text(path, encoding)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    """Rows of a csv by header name, with their line numbers, streamed; quoted fields may
+    hold commas and newlines. Fails on a missing column, naming the ones the file has."""
+    reader = csv.DictReader(read_lines(path, encoding))
     header = [h.strip() for h in (reader.fieldnames or [])]
     reader.fieldnames = header
     missing = [c for c in required if c not in header]
@@ -183,47 +227,43 @@ class VideoRoot:
         return None, None
 
 
-def locate(
-    rows: list[dict], root: VideoRoot | None, report: Report, drop_missing: bool
-) -> list[dict]:
-    """Point rows at local files under ``root``. A row carries its candidate names in
-    ``_clip_file`` (a file that is already the clip: the window is then the whole file, and
-    the original window is kept as ``clip_start``/``clip_end``) and ``_video_file`` (the
-    whole video, one name or a list: the window stays)."""
-    if root is None:
-        return [_strip_private(r) for r in rows]
-    out, missing = [], 0
-    for row in rows:
+class Locator:
+    """Points rows at local files under ``root``, one row at a time. A row carries its
+    candidate names in ``_clip_file`` (a file that is already the clip: the window is then
+    the whole file, and the original window is kept as ``clip_start``/``clip_end``) and
+    ``_video_file`` (the whole video, one name or a list: the window stays)."""
+
+    def __init__(self, root: VideoRoot | None, drop_missing: bool) -> None:
+        self.root, self.drop_missing = root, drop_missing
+        self.seen = self.missing = 0
+
+    def place(self, row: dict) -> dict | None:
+        """The row as written, or None when it is dropped (no file, ``--drop-missing``)."""
+        if self.root is None:
+            return _strip_private(row)
+        self.seen += 1
         clip, videos = row.get("_clip_file"), row.get("_video_file") or []
         videos = [videos] if isinstance(videos, str) else list(videos)
-        path, stem = root.find(clip, *videos)
+        path, stem = self.root.find(clip, *videos)
+        row.setdefault("clip_start", None)  # every row has the columns (a streamed schema)
+        row.setdefault("clip_end", None)
         if path is None:
-            missing += 1
-            if drop_missing:
-                continue
+            self.missing += 1
+            if self.drop_missing:
+                return None
         else:
             row["location"] = path
             if stem == clip and clip not in videos:
                 row["clip_start"], row["clip_end"] = row.get("start"), row.get("end")
                 row["start"] = row["end"] = None
-        out.append(_strip_private(row))
-    if missing:
-        what = "dropped" if drop_missing else "kept with their remote location"
-        report.note(f"{missing} of {len(rows)} rows have no video under {root.root}: {what}")
-    return out
+        return _strip_private(row)
+
+    def note(self, report: Report) -> None:
+        if self.missing:
+            what = "dropped" if self.drop_missing else "kept with their remote location"
+            report.note(f"{self.missing} of {self.seen} rows have no video under"
+                        f" {self.root.root}: {what}")  # fmt: skip
 
 
 def _strip_private(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
-
-
-def to_table(rows: list[dict]) -> pa.Table:
-    """One table for all rows: the fixed columns first, then extras; missing values null."""
-    names = list(COLUMNS)
-    for row in rows:
-        for name in row:
-            if name not in names:
-                names.append(name)
-    columns = {name: [row.get(name) for row in rows] for name in names}
-    types = {"start": pa.float64(), "end": pa.float64(), "caption": pa.string()}
-    return pa.table({n: pa.array(v, type=types.get(n)) for n, v in columns.items()})

@@ -2,64 +2,112 @@
 ``caption.json`` (``{video_id: {"start": [...], "end": [...], "text": [...]}}``, the ASR
 subtitles). One row per subtitle; a video of the csv without subtitles gets one whole-video
 row. Either file may be given alone.
+
+``caption.json`` is about 3 GB: it is parsed incrementally (ijson), never read whole. With the
+csv too, the videos come in the csv's order (then those only in ``caption.json``); the
+subtitles wait in a temporary SQLite file meanwhile, so memory stays flat either way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+
 from . import register
-from .core import expect, read_csv, read_json, youtube_url
+from .core import expect, iter_json_object, read_csv, youtube_url
+
+FIELDS = ("category_1", "category_2", "task_id")
 
 
 @register("howto100m", "HowTo100M (ASR subtitles)", "HowTo100M_v1.csv and/or caption.json")
 def convert(paths, options, report):
-    videos: dict[str, dict] = {}
-    captions: dict[str, dict] = {}
-    for path in paths:
-        if path.lower().endswith((".csv", ".csv.gz")):
+    tables = [p for p in paths if p.lower().endswith((".csv", ".csv.gz"))]
+    captions = [p for p in paths if p not in tables]
+    if not tables:
+        for path in captions:
+            for video_id, item in iter_json_object(path, options.encoding):
+                yield from rows_of(video_id, checked(path, video_id, item), {}, options.split)
+        return
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(_CaptionStore()) if captions else None
+        for path in captions:
+            store.add_all(path, options.encoding)
+        for path in tables:
             for line, raw in read_csv(path, ("video_id",), options.encoding):
                 video_id = raw["video_id"].strip()
                 expect(bool(video_id), path, "empty video_id", line)
-                videos[video_id] = {
-                    "category_1": raw.get("category_1"),
-                    "category_2": raw.get("category_2"),
-                    "task_id": raw.get("task_id"),
-                }
-        else:
-            data = read_json(path, options.encoding)
-            expect(isinstance(data, dict), path, 'expected {"<id>": {"start", "end", "text"}}')
-            for video_id, item in data.items():
-                expect(
-                    all(k in item for k in ("start", "end", "text")),
-                    path,
-                    f"{video_id}: needs start, end and text lists",
-                )
-                n = {len(item["start"]), len(item["end"]), len(item["text"])}
-                expect(len(n) == 1, path, f"{video_id}: start/end/text lengths differ")
-                captions[video_id] = item
-    rows = []
-    for video_id in list(videos) + [v for v in captions if v not in videos]:
-        base = {
-            "location": youtube_url(video_id),
-            "split": options.split,
-            "youtube_id": video_id,
-            **videos.get(video_id, {}),
-            "_video_file": video_id,
-        }
-        item = captions.get(video_id)
-        if item is None:
-            rows.append({"id": video_id, **base})
-            continue
-        for i, (start, end, text) in enumerate(
-            zip(item["start"], item["end"], item["text"], strict=True)
-        ):
-            rows.append(
-                {
-                    "id": f"{video_id}_{i}",
-                    **base,
-                    "caption": str(text).strip() or None,
-                    "start": float(start),
-                    "end": float(end),
-                    "segment": i,
-                }
-            )
-    return rows
+                fields = {k: raw.get(k) for k in FIELDS}
+                item = store.take(video_id) if store is not None else None
+                yield from rows_of(video_id, item, fields, options.split)
+        if store is not None:
+            for video_id, item in store.left():
+                yield from rows_of(video_id, item, {}, options.split)
+
+
+def checked(path: str, video_id: str, item) -> dict:
+    expect(isinstance(item, dict) and all(k in item for k in ("start", "end", "text")), path,
+           f"{video_id}: needs start, end and text lists")  # fmt: skip
+    lengths = {len(item["start"]), len(item["end"]), len(item["text"])}
+    expect(len(lengths) == 1, path, f"{video_id}: start/end/text lengths differ")
+    return item
+
+
+def rows_of(video_id: str, item: dict | None, fields: dict, split):
+    base = {"location": youtube_url(video_id), "split": split, "youtube_id": video_id,
+            **{k: fields.get(k) for k in FIELDS}, "_video_file": video_id}  # fmt: skip
+    if item is None:
+        yield {"id": video_id, "caption": None, "start": None, "end": None, **base,
+               "segment": None}  # fmt: skip
+        return
+    for i, (start, end, text) in enumerate(
+        zip(item["start"], item["end"], item["text"], strict=True)
+    ):
+        yield {"id": f"{video_id}_{i}", "caption": str(text).strip() or None,
+               "start": float(start), "end": float(end), **base, "segment": i}  # fmt: skip
+
+
+class _CaptionStore:
+    """Subtitles by video id in a temporary SQLite file, taken out in the csv's order."""
+
+    def __enter__(self) -> _CaptionStore:
+        handle, self.path = tempfile.mkstemp(suffix=".sqlite", prefix="howto100m-")
+        os.close(handle)
+        self.db = sqlite3.connect(self.path)
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("CREATE TABLE c (id TEXT PRIMARY KEY, item TEXT, taken INTEGER)")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.db.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.path)
+
+    def add_all(self, path: str, encoding: str) -> None:
+        batch = []
+        for video_id, item in iter_json_object(path, encoding):
+            batch.append((video_id, json.dumps(checked(path, video_id, item)), 0))
+            if len(batch) >= 10_000:
+                self._insert(batch)
+                batch = []
+        self._insert(batch)
+
+    def _insert(self, batch: list) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO c VALUES (?, ?, ?)", batch)
+        self.db.commit()
+
+    def take(self, video_id: str) -> dict | None:
+        found = self.db.execute("SELECT item FROM c WHERE id = ?", (video_id,)).fetchone()
+        if found is None:
+            return None
+        self.db.execute("UPDATE c SET taken = 1 WHERE id = ?", (video_id,))
+        return json.loads(found[0])
+
+    def left(self):
+        self.db.commit()
+        query = "SELECT id, item FROM c WHERE taken = 0 ORDER BY rowid"
+        for video_id, item in self.db.execute(query):
+            yield video_id, json.loads(item)
