@@ -267,3 +267,39 @@ class Locator:
 
 def _strip_private(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def clock_seconds(text: str) -> float:
+    """Seconds of a clock time: ``H:MM:SS.mmm``, ``MM:SS.mmm`` or plain seconds."""
+    value = 0.0
+    parts = str(text).strip().split(":")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise ValueError(f"{text!r} is not a time like 0:00:05.105")
+    for part in parts:
+        value = value * 60 + float(part)  # ValueError for anything but numbers
+    if value < 0 or value != value:
+        raise ValueError(f"{text!r} is not a time like 0:00:05.105")
+    return value
+
+
+def literal(cell: str):
+    """A Python literal written into a csv cell (``"[['0:00:00.000', '0:00:05.105'], ...]"``),
+    parsed safely: ``ast.literal_eval`` reads literals only, never runs code."""
+    import ast
+
+    try:
+        return ast.literal_eval(cell.strip()) if cell and cell.strip() else None
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"not a Python literal list: {str(exc).splitlines()[0]}") from None
+
+
+def clip_window(name: str) -> tuple[str, float, float]:
+    """``(video id, start, end)`` of ``<id>_<start>_<end>`` with numbers that may have a
+    fractional part (QVHighlights' ``vid``); split from the right (ids hold ``_``)."""
+    parts = name.rsplit("_", 2)
+    try:
+        if len(parts) == 3 and parts[0]:
+            return parts[0], float(parts[1]), float(parts[2])
+    except ValueError:
+        pass
+    raise ValueError(f"{name!r} is not <video id>_<start>_<end>")

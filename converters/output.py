@@ -8,6 +8,7 @@ converter gives every row the same fields.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 
@@ -90,8 +91,25 @@ def write_rows(
     name = out.lower()
     if not name.endswith((".parquet", ".jsonl", ".ndjson", ".csv", ".tsv")):
         raise ValueError(f"--out {out}: name a .parquet, .jsonl, .csv or .tsv file")
+    fs, path = fsspec.core.url_to_fs(out)
+    partial = f"{path}.partial"  # the table appears under its name only once complete
+    parent = fs._parent(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    try:
+        with fs.open(partial, "wb") as f:
+            written = _write(rows, f, name, types, batch_rows)
+        fs.mv(partial, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(partial)
+        raise
+    return written
+
+
+def _write(rows: Iterable[dict], f, name: str, types, batch_rows: int) -> int:
     written, schema, writer, first = 0, None, None, 0
-    with fsspec.open(out, "wb", auto_mkdir=True) as f:
+    try:
         for batch in batches(rows, batch_rows):
             if schema is None:
                 schema, first = schema_of(batch, types), len(batch)
@@ -109,18 +127,17 @@ def write_rows(
 
                 table = _lists_as_json(table)
                 if writer is None:
-                    delimiter = "\t" if name.endswith(".tsv") else ","
-                    writer = pc.CSVWriter(
-                        f, table.schema, write_options=pc.WriteOptions(delimiter=delimiter)
-                    )
+                    options = pc.WriteOptions(delimiter="\t" if name.endswith(".tsv") else ",")
+                    writer = pc.CSVWriter(f, table.schema, write_options=options)
                 writer.write_table(table)
             written += len(batch)
+    finally:
         if writer is not None:
             writer.close()
-        elif schema is None and name.endswith(".parquet"):  # no rows: an empty table still
-            import pyarrow.parquet as pq
+    if schema is None and name.endswith(".parquet"):  # no rows: an empty table still
+        import pyarrow.parquet as pq
 
-            pq.write_table(to_table([]), f)
+        pq.write_table(to_table([]), f)
     return written
 
 

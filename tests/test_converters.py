@@ -23,6 +23,8 @@ def rows_of(table):
 def test_registry_lists_every_dataset(capsys):
     assert set(converters()) == {
         "activitynet", "howto100m", "kinetics", "msrvtt", "vatex", "webvid", "youcook2",
+        "panda70m", "internvid", "hdvila", "openvid", "charades-sta", "qvhighlights", "didemo",
+        "ssv2",
     }  # fmt: skip
     assert convert_main(["--list"]) == 0
     out = capsys.readouterr().out
@@ -361,3 +363,317 @@ def test_vatex_to_embedding_dataset_and_frames(tmp_path, checkpoint, capsys):
     # 8 evenly spaced frames of the 2-4 s window (frames 60-119 of the 30 fps video), one at
     # the start of each eighth as video2numpy's num-frames mode picks them.
     assert [frame_index(f) for f in frames] == [60 + int(7.5 * k) for k in range(8)]
+
+
+# -- the video-text collections of today ----------------------------------------------------
+
+
+def test_panda70m_literal_lists_paired_by_position(tmp_path):
+    # Captions with both quote kinds and commas (Python's repr switches to double quotes),
+    # an id starting with "-", non-ASCII, a video whose lists are empty.
+    import csv
+    import io
+
+    spans = [["0:00:00.000", "0:00:05.105"], ["0:01:02.500", "0:01:10.000"]]
+    captions = ["a man's hand, then a dog", "café au lait, «très» bon"]
+    shots = [[["0:00:00.000", "0:00:05.105"]],
+             [["0:01:02.500", "0:01:05.000"], ["0:01:05.000", "0:01:10.000"]]]  # fmt: skip
+    buffer = io.StringIO()  # written as the release is: Python reprs in csv-quoted cells
+    csv.writer(buffer, lineterminator="\n").writerows([
+        ["videoID", "url", "timestamp", "caption", "matching_score", "desirable_filtering",
+         "shot_boundary_detection"],
+        ["-0Wc4xA_Jjc", "https://www.youtube.com/watch?v=-0Wc4xA_Jjc", repr(spans),
+         repr(captions), repr([0.4306640625, 0.41]), repr(["desirable", "static_foreground"]),
+         repr(shots)],
+    ])  # fmt: skip
+    header, line1 = buffer.getvalue(), ""
+    assert '"[""a man\'s hand, then a dog""' in header  # the quirk: both quote kinds
+    line2 = "emptyvid,https://www.youtube.com/watch?v=emptyvid,[],[],[],[],[]\n"
+    path = write(tmp_path / "panda70m_training_2m.csv", header + line1 + line2)
+    table, report = convert("panda70m", [path])
+    rows = rows_of(table)
+    assert [r["id"] for r in rows] == ["-0Wc4xA_Jjc_0", "-0Wc4xA_Jjc_1"]
+    assert rows[0]["caption"] == "a man's hand, then a dog"
+    assert rows[1]["caption"] == "café au lait, «très» bon"
+    assert (rows[1]["start"], rows[1]["end"]) == (62.5, 70.0)
+    assert rows[0]["matching_score"] == 0.4306640625 and rows[1]["split"] == "train"
+    assert rows[1]["desirable_filtering"] == "static_foreground"
+    assert rows[1]["shot_boundaries"] == [[62.5, 65.0], [65.0, 70.0]]
+    assert any("1 source videos list no clip" in n for n in report.notes)
+    # Validation files have no training-only columns; a list that does not pair is refused.
+    val = write(
+        tmp_path / "panda70m_validation.csv",
+        "videoID,url,timestamp,caption,matching_score\n"
+        "v1,u,\"[['0:00:01.000', '0:00:02.000']]\",\"['x', 'y']\",[0.5]\n",
+    )
+    with pytest.raises(
+        ConvertError, match=r"panda70m_validation.csv:2: v1: 1 timestamps, 2 captions"
+    ):
+        convert("panda70m", [val])
+    evil = write(
+        tmp_path / "panda70m_testing.csv",
+        "videoID,url,timestamp,caption\nv1,u,\"__import__('os').system('touch pwned')\",[]\n",
+    )
+    with pytest.raises(ConvertError, match="not a Python literal"):
+        convert("panda70m", [evil])
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_internvid_and_hdvila_jsonl(tmp_path):
+    lines = [
+        {
+            "YoutubeID": "-abc_def",
+            "Start_timestamp": "00:00:01.500",
+            "End_timestamp": "00:00:04.250",
+            "Caption": "a skier, mid-air",
+            "Aesthetic_Score": 4.9,
+            "UMT_Score": 0.42,
+        },
+        {
+            "YoutubeID": "xyz",
+            "Start_timestamp": "01:00:00.000",
+            "End_timestamp": "01:00:03.000",
+            "Caption": "日本語のキャプション",
+            "Aesthetic_Score": None,
+            "UMT_Score": "0.3",
+        },
+    ]
+    path = write(
+        tmp_path / "InternVid-10M-FLT.jsonl",
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n\n",
+    )
+    rows = rows_of(convert("internvid", [path])[0])
+    assert [r["id"] for r in rows] == ["-abc_def_1.500_4.250", "xyz_3600.000_3603.000"]
+    assert rows[0]["location"] == "https://www.youtube.com/watch?v=-abc_def"
+    assert (rows[1]["start"], rows[1]["end"]) == (3600.0, 3603.0)
+    assert rows[1]["caption"] == "日本語のキャプション" and rows[1]["umt_score"] == 0.3
+    assert rows[1]["aesthetic_score"] is None and rows[0]["aesthetic_score"] == 4.9
+    bad = write(tmp_path / "bad.jsonl", json.dumps(lines[0]) + '\n{"YoutubeID": "a"}\n')
+    with pytest.raises(ConvertError, match=r"bad.jsonl:2: needs YoutubeID, Start_timestamp"):
+        convert("internvid", [bad])
+
+    video = {
+        "video_id": "QMi8x8o55Ns",
+        "url": "https://www.youtube.com/watch?v=QMi8x8o55Ns",
+        "clip": [
+            {"clip_id": "QMi8x8o55Ns.1.mp4", "span": ["00:00:17.759", "00:00:23.279"]},
+            {"clip_id": "QMi8x8o55Ns.16.mp4", "span": ["00:04:52.140", "00:05:03.350"]},
+        ],
+    }
+    empty = {"video_id": "-noclips", "url": "https://www.youtube.com/watch?v=-noclips", "clip": []}
+    path = write(
+        tmp_path / "hdvila_part0.jsonl", json.dumps(video) + "\n" + json.dumps(empty) + "\n"
+    )
+    table, report = convert("hdvila", [path])
+    rows = rows_of(table)
+    assert [r["id"] for r in rows] == ["QMi8x8o55Ns.1", "QMi8x8o55Ns.16"]
+    assert rows[1]["start"] == pytest.approx(292.14) and rows[1]["end"] == pytest.approx(303.35)
+    assert "1 videos list no clip" in report.notes[0]
+
+
+def test_openvid_charades_sta_and_ssv2_need_their_videos(tmp_path):
+    root = tmp_path / "videos"
+    (root / "part1").mkdir(parents=True)
+    for name in ("celebv_--Jiv5iYqT8_0.mp4", "AO8RW.mp4", "Y6R7T.mp4", "78687.webm", "1420.webm"):
+        (root / "part1" / name).write_bytes(b"")
+    openvid = write(
+        tmp_path / "OpenVid-1M.csv",
+        "video,caption,aesthetic score,motion score,temporal consistency score,"
+        "camera motion,frame,fps,seconds\n"
+        'celebv_--Jiv5iYqT8_0.mp4,"A woman, smiling; ""quoted""",5.1,0.8,0.99,static,'
+        "120,30.0,4.0\n"
+        "notdownloaded.mp4,x,1,1,1,pan_left,10,25,0.4\n",
+    )
+    with pytest.raises(ValueError, match="no location.*--video-root"):
+        convert("openvid", [openvid])
+    with pytest.raises(ValueError, match="row notdownloaded has no location"):
+        convert("openvid", [openvid], video_root=str(root))  # not there, and no URL to fall back on
+    table, report = convert("openvid", [openvid], video_root=str(root), drop_missing=True)
+    rows = rows_of(table)
+    assert len(rows) == 1 and "1 of 2 rows have no video" in report.notes[0]
+    assert rows[0]["location"].endswith("part1/celebv_--Jiv5iYqT8_0.mp4")
+    assert rows[0]["caption"] == 'A woman, smiling; "quoted"' and rows[0]["frames"] == 120
+    assert rows[0]["duration"] == 4.0 and rows[0]["camera_motion"] == "static"
+
+    sta = write(
+        tmp_path / "charades_sta_train.txt",
+        "AO8RW 0.0 6.9##a person is putting a book on a shelf.\n"
+        "AO8RW 5.5 12.0##person begins to play on a phone.\r\n"
+        "Y6R7T 20.8 30.0##a person opens the door, then ## leaves\n",
+    )
+    rows = rows_of(convert("charades-sta", [sta], video_root=str(root))[0])
+    assert [r["id"] for r in rows] == ["AO8RW_0", "AO8RW_1", "Y6R7T_0"]
+    assert rows[1]["caption"] == "person begins to play on a phone."
+    assert rows[2]["caption"] == "a person opens the door, then ## leaves"
+    assert rows[0]["location"].endswith("AO8RW.mp4") and (rows[0]["start"], rows[0]["end"]) == (
+        0.0,
+        6.9,
+    )
+    assert rows[0]["split"] == "train"
+    broken = write(tmp_path / "charades_sta_test.txt", "AO8RW 0.0 6.9 a person\n")
+    with pytest.raises(
+        ConvertError, match=r"charades_sta_test.txt:1: expected 'VIDEOID START END##sentence'"
+    ):
+        convert("charades-sta", [broken])
+
+    train = write(
+        tmp_path / "something-something-v2-train.json",
+        json.dumps(
+            [
+                {
+                    "id": "78687",
+                    "label": "holding potato next to vicks vaporub bottle",
+                    "template": "Holding [something] next to [something]",
+                    "placeholders": ["potato", "vicks vaporub bottle"],
+                }
+            ]
+        ),
+    )
+    test = write(tmp_path / "something-something-v2-test.json", json.dumps([{"id": "1420"}]))
+    labels = write(
+        tmp_path / "something-something-v2-labels.json",
+        json.dumps(
+            {
+                "Approaching something with your camera": "0",
+                "Holding something next to something": "26",
+            }
+        ),
+    )
+    table, report = convert("ssv2", [train, test, labels], video_root=str(root))
+    rows = rows_of(table)
+    assert [r["id"] for r in rows] == ["78687", "1420"]
+    assert rows[0]["label_index"] == 26 and rows[0]["placeholders"] == [
+        "potato",
+        "vicks vaporub bottle",
+    ]
+    assert rows[0]["location"].endswith("78687.webm") and rows[0]["split"] == "train"
+    assert rows[1]["caption"] is None and rows[1]["split"] == "test"
+
+
+def test_qvhighlights_and_didemo_moments(tmp_path):
+    items = [
+        {
+            "qid": 2579,
+            "query": "A girl and her mother cooked while talking with each other.",
+            "duration": 150,
+            "vid": "-NUsG9BgSes0_210.0_360.0",
+            "relevant_windows": [[0, 14], [140, 152]],
+            "relevant_clip_ids": [0, 1, 2],
+            "saliency_scores": [[4, 3, 3], [4, 3, 4], [4, 3, 3]],
+        },
+        {
+            "qid": 9769,
+            "query": "People are eating at a café",
+            "duration": 150,
+            "vid": "j7rJstUseKg_360.0_510.0",
+        },
+    ]
+    path = write(
+        tmp_path / "highlight_val_release.jsonl",
+        "\n".join(json.dumps(x, ensure_ascii=False) for x in items),
+    )
+    table, report = convert("qvhighlights", [path])
+    rows = rows_of(table)
+    assert [r["id"] for r in rows] == ["2579", "9769"]
+    assert rows[0]["youtube_id"] == "-NUsG9BgSes0" and (rows[0]["start"], rows[0]["end"]) == (
+        210.0,
+        360.0,
+    )
+    assert rows[0]["relevant_windows"] == [[0.0, 14.0], [140.0, 150.0]]  # clamped to 150 s
+    assert rows[0]["saliency_scores"][1] == [4, 3, 4] and rows[1]["relevant_windows"] is None
+    assert rows[0]["split"] == "val" and "1 relevant windows ended past" in report.notes[0]
+
+    data = [
+        {
+            "annotation_id": 2020,
+            "description": "the dog jumps",
+            "video": "13465426@N06_3181283624_1b6fb4b17a.mov",
+            "times": [[2, 2], [2, 3], [2, 2], [1, 2]],
+            "dl_link": "https://www.flickr.com/photos/13465426@N06/3181283624/",
+        },
+        {
+            "annotation_id": 7,
+            "description": "camera zooms out",
+            "video": "a.mov",
+            "times": [[5, 5], [4, 5]],
+            "dl_link": "https://example.org/a",
+        },
+    ]
+    path = write(tmp_path / "val_data.json", json.dumps(data))
+    rows = rows_of(convert("didemo", [path])[0])
+    assert [r["id"] for r in rows] == ["2020", "7"]
+    assert (rows[0]["start"], rows[0]["end"]) == (10.0, 15.0)  # [2, 2], chosen by two
+    assert rows[0]["moments"] == [[10.0, 15.0], [10.0, 20.0], [10.0, 15.0], [5.0, 15.0]]
+    assert (rows[1]["start"], rows[1]["end"]) == (25.0, 30.0)  # a tie: the first listed
+    bad = write(tmp_path / "test_data.json", json.dumps([{"video": "b", "times": [[3, 1]]}]))
+    with pytest.raises(ConvertError, match="times .* are not"):
+        convert("didemo", [bad])
+
+
+def test_howto100m_captions_stream_in_the_csv_order(tmp_path, capsys):
+    csv = write(
+        tmp_path / "HowTo100M_v1.csv",
+        "video_id,category_1,category_2,rank,task_id\n"
+        "-second,Food,Baking,1,1\nfirst,Cars,Motorcycles,27,52907\nnosubs,Food,B,1,1\n",
+    )
+    captions = write(
+        tmp_path / "caption.json",
+        json.dumps(
+            {
+                "first": {"start": [0, 4.5], "end": [4.5, 9], "text": ["so today", "we ride"]},
+                "-second": {"start": [1.0], "end": [2.0], "text": ["bake, then «rest»"]},
+                "onlyhere": {"start": [3.0], "end": [4.0], "text": ["not in the csv"]},
+            },
+            ensure_ascii=False,
+        ),
+    )
+    rows = rows_of(convert("howto100m", [csv, captions])[0])
+    assert [r["id"] for r in rows] == ["-second_0", "first_0", "first_1", "nosubs", "onlyhere_0"]
+    assert rows[0]["caption"] == "bake, then «rest»" and rows[1]["category_1"] == "Cars"
+    assert rows[3]["caption"] is None and rows[4]["category_1"] is None
+    alone = rows_of(convert("howto100m", [captions])[0])
+    assert [r["id"] for r in alone] == ["first_0", "first_1", "-second_0", "onlyhere_0"]
+    out = tmp_path / "howto.parquet"
+    assert convert_main(["howto100m", csv, captions, "--out", str(out)]) == 0
+    assert pq.read_table(out).num_rows == 5
+    broken = write(
+        tmp_path / "broken.json", '{"a": {"start": [1], "end": [2], "text": ["x"]}, "b": '
+    )
+    with pytest.raises(ConvertError, match="broken.json: not JSON"):
+        convert("howto100m", [broken])
+
+
+def test_streamed_output_spans_batches(tmp_path):
+    """Rows written in several batches (parquet row groups, csv, jsonl) read back whole."""
+    from converters.output import write_rows
+
+    rows = [
+        {
+            "id": str(i),
+            "location": f"u{i}",
+            "caption": None if i % 3 else "c",
+            "start": None,
+            "end": None,
+            "split": None,
+            "score": float(i),
+            "tags": [str(i)] if i % 2 else [],
+        }
+        for i in range(25)
+    ]
+    for suffix in ("parquet", "csv", "jsonl"):
+        out = tmp_path / f"t.{suffix}"
+        assert write_rows(iter(rows), str(out), batch_rows=10) == 25
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert table.num_rows == 25 and pq.ParquetFile(tmp_path / "t.parquet").num_row_groups == 3
+    assert (
+        table.column("tags").to_pylist()[3] == ["3"]
+        and table.column("caption").to_pylist()[3] == "c"
+    )
+    lines = (tmp_path / "t.jsonl").read_text().splitlines()
+    assert len(lines) == 25 and json.loads(lines[24])["score"] == 24.0
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 26
+    late = [*rows[:10], {**rows[10], "surprise": 1}]
+    with pytest.raises(ValueError, match="column surprise first appears after the first 10 rows"):
+        write_rows(iter(late), str(tmp_path / "late.parquet"), batch_rows=10)
+    assert not list(tmp_path.glob("late.parquet*"))  # nothing half-written is left
+    assert write_rows(iter(rows), str(tmp_path / "new" / "dir" / "t.parquet")) == 25

@@ -1,0 +1,104 @@
+"""Panda-70M: ``panda70m_training_*.csv``, ``panda70m_validation.csv``,
+``panda70m_testing.csv`` with ``videoID,url,timestamp,caption,matching_score`` (training also
+``desirable_filtering`` and ``shot_boundary_detection``).
+
+One source video per line; its clips are Python-literal lists in the cells
+(``"[['0:00:00.000', '0:00:05.105'], ...]"``, ``"['a man ...', ...]"``, ``"[0.43, ...]"``),
+parsed with ``ast.literal_eval`` (literals only, never code) and paired by position. One row
+per clip: ``id`` ``<videoID>_<clip index>``, the clip's window, its caption and
+``matching_score``; training rows keep ``desirable_filtering`` and the clip's
+``shot_boundaries`` (seconds). The training csv runs to tens of millions of clips: it is read
+and written as a stream.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from . import register
+from .core import ConvertError, clock_seconds, literal, read_csv, split_from_filename, youtube_url
+
+TYPES = {
+    "matching_score": pa.float64(),
+    "clip_index": pa.int64(),
+    "shot_boundaries": pa.list_(pa.list_(pa.float64())),
+}
+
+
+@register(
+    "panda70m",
+    "Panda-70M (clips with captions)",
+    "panda70m_training_*.csv, panda70m_validation.csv, panda70m_testing.csv",
+    TYPES,
+)
+def convert(paths, options, report):
+    empty = 0
+    for path in paths:
+        split = options.split or split_from_filename(path)
+        required = ("videoID", "url", "timestamp", "caption")
+        for line, raw in read_csv(path, required, options.encoding):
+            video_id = (raw["videoID"] or "").strip()
+            if not video_id:
+                raise ConvertError(path, "empty videoID", line)
+            try:
+                clips = _clips(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConvertError(path, f"{video_id}: {exc}", line) from None
+            if not clips:
+                empty += 1
+            url = (raw["url"] or "").strip() or youtube_url(video_id)
+            for i, (start, end, caption, score, desirable, shots) in enumerate(clips):
+                yield {
+                    "id": f"{video_id}_{i}",
+                    "location": url,
+                    "caption": caption,
+                    "start": start,
+                    "end": end,
+                    "split": split,
+                    "youtube_id": video_id,
+                    "clip_index": i,
+                    "matching_score": score,
+                    "desirable_filtering": desirable,
+                    "shot_boundaries": shots,
+                    "_clip_file": f"{video_id}_{i}",
+                    "_video_file": video_id,
+                }
+    if empty:
+        report.note(f"{empty} source videos list no clip (empty lists): no rows for them")
+
+
+def _clips(raw: dict) -> list[tuple]:
+    spans = literal(raw["timestamp"]) or []
+    captions = literal(raw["caption"]) or []
+    scores = literal(raw.get("matching_score") or "") or [None] * len(spans)
+    desirable = literal(raw.get("desirable_filtering") or "") or [None] * len(spans)
+    shots = literal(raw.get("shot_boundary_detection") or "") or [None] * len(spans)
+    lengths = {len(spans), len(captions), len(scores), len(desirable), len(shots)}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"{len(spans)} timestamps, {len(captions)} captions and {len(scores)}"
+            " scores (and the other lists) must pair up one to one"
+        )
+    clips = []
+    for span, caption, score, good, cuts in zip(
+        spans, captions, scores, desirable, shots, strict=True
+    ):
+        if not isinstance(span, list | tuple) or len(span) != 2:
+            raise ValueError(f"a timestamp is {span!r}, not [start, end]")
+        start, end = clock_seconds(span[0]), clock_seconds(span[1])
+        if end <= start:
+            raise ValueError(f"clip {span!r} ends before it starts")
+        boundaries = None
+        if cuts is not None:
+            boundaries = [[clock_seconds(a), clock_seconds(b)] for a, b in cuts]
+        clips.append(
+            (
+                start,
+                end,
+                str(caption).strip() or None,
+                None if score is None else float(score),
+                None if good is None else str(good),
+                boundaries,
+            )
+        )
+    return clips
