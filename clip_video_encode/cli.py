@@ -18,7 +18,7 @@ from video2numpy.cli import add_frame_arguments, frame_options
 from video2numpy.status import SUCCESS
 
 from .dataset import EncodeJob, RunMismatch
-from .encoder import PRECISIONS, EncoderLoadError, EncoderOptions
+from .encoder import ENGINES, PRECISIONS, EncoderFidelityError, EncoderLoadError, EncoderOptions
 from .lease import DestinationBusy, LeaseLost
 from .retry import RETRYABLE
 from .shards import Columns
@@ -76,7 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="open_clip tag (default: the model's best-known), a local checkpoint path, or"
         " 'none' for random weights",
     )
-    group.add_argument("--precision", choices=PRECISIONS, default="auto")
+    group.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto: fp16 on a GPU, bf16 on a CPU that has it, else fp32; int8:"
+                       " ONNX Runtime's dynamic quantisation")  # fmt: skip
+    group.add_argument("--engine", choices=ENGINES, default="auto",
+                       help="torch, or onnxruntime (CPU; fp32 or int8; pip install"
+                       " 'clip-video-datasets[onnx]'); auto: onnxruntime for int8, else"
+                       " torch")  # fmt: skip
+    group.add_argument("--min-cosine", type=float, default=0.99,
+                       help="an engine other than torch fp32 is checked on the first batch"
+                       " against it; below this lowest cosine the run stops (0.99)")  # fmt: skip
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (auto)")
     group.add_argument(
         "--batch-size",
@@ -178,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 cache_dir=args.cache_dir,
                 text=args.caption_similarity,
+                engine=args.engine,
+                min_cosine=args.min_cosine,
             ),
             columns=Columns(
                 location=args.location_col,
@@ -221,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             summary = encode_dataset(job, progress=progress)
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError, DestinationBusy,
-            LeaseLost) as exc:  # fmt: skip
+            LeaseLost, EncoderFidelityError) as exc:  # fmt: skip
         print(f"clip-video-encode: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Stopped) as exc:

@@ -30,7 +30,9 @@ from .writer import Sample, committed_shards, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
 _BINDING = ("input", "model", "pretrained", "embed_dim", "sampling", "resize", "samples_per_shard",
-            "columns", "caption_similarity", "output_format")  # fmt: skip
+            "columns", "caption_similarity", "output_format", "engine", "precision")  # fmt: skip
+# What a run.json written before a setting existed meant by it.
+_BINDING_DEFAULTS = {"engine": "torch"}
 
 
 class RunMismatch(Exception):
@@ -142,6 +144,7 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
     if fs.exists(run_path):
         with fs.open(run_path) as f:
             previous = json.load(f)
+        previous = {**_BINDING_DEFAULTS, **previous}
         diff = [k for k in _BINDING if _jsonable(previous.get(k)) != _jsonable(settings.get(k))]
         if diff:
             lines = "; ".join(
@@ -311,6 +314,14 @@ def _remove_shard(fs, dest: str, name: str, present: set[str] | None = None) -> 
         path = f"{dest}/{leaf}"
         if (leaf in present) if present is not None else fs.exists(path):
             fs.rm(path, recursive=True)
+
+
+def record_in_run(fs, dest: str, values: dict) -> None:
+    """Add what is learnt while a run goes (the engine's fidelity check) to ``run.json``."""
+    path = f"{dest}/run.json"
+    with fs.open(path) as f:
+        run = json.load(f)
+    _write_json(fs, path, {**run, **values})
 
 
 def _write_json(fs, path: str, value: dict) -> None:

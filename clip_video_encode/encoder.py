@@ -11,9 +11,15 @@ import numpy as np
 
 from .weights import EncoderLoadError, default_pretrained, image_tower_alone, load_model
 
-__all__ = ["Encoder", "EncoderLoadError", "EncoderOptions", "PRECISIONS"]
+__all__ = ["ENGINES", "Encoder", "EncoderFidelityError", "EncoderLoadError", "EncoderOptions",
+           "PRECISIONS"]  # fmt: skip
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+class EncoderFidelityError(Exception):
+    """The engine's embeddings differ too much from torch fp32's: the run stops."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class EncoderOptions:
     batch_size: int | None = None  # None: resolve_batch_size's choice for the device
     cache_dir: str | None = None  # where open_clip looks for (and puts) downloaded weights
     text: bool = False  # keep the text tower (caption similarity); else only the image tower
+    engine: str = "auto"  # torch, onnxruntime; auto: onnxruntime for int8, else torch
+    min_cosine: float = 0.99  # an engine other than torch fp32 must agree with it this well
 
     def resolved_pretrained(self) -> str:
         return self.pretrained or default_pretrained(self.model)
@@ -55,12 +63,32 @@ def resolve_batch_size(batch_size: int | None, device: str, precision: str) -> i
     return min(128, max(16, 8 * torch.get_num_threads()))
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto``: fp16 on CUDA; bf16 on a CPU with native bf16 support; fp32 otherwise."""
+def resolve_engine(engine: str, precision: str, device: str) -> str:
+    """``auto``: ONNX Runtime when int8 is asked for by name (only it runs int8), else torch
+    (a dataset begun with torch resumes with it; ``--engine onnxruntime`` asks for the faster
+    fp32 on CPUs without bf16, see bench/encode.py)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        engine = "onnxruntime" if precision == "int8" else "torch"
+    if engine == "torch" and precision == "int8":
+        raise ValueError("int8 runs on ONNX Runtime: use --engine onnxruntime (or auto)")
+    if engine == "onnxruntime" and device.startswith("cuda"):
+        raise ValueError("--engine onnxruntime runs on the CPU here; use torch on a GPU")
+    return engine
+
+
+def resolve_precision(precision: str, device: str, engine: str = "torch") -> str:
+    """``auto``: fp16 on CUDA; bf16 on a CPU with native bf16 support; fp32 otherwise. ONNX
+    Runtime runs fp32 (``auto``) or int8."""
     import torch
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if engine == "onnxruntime":
+        if precision not in ("auto", "fp32", "int8"):
+            raise ValueError(f"ONNX Runtime runs fp32 or int8 here, not {precision}")
+        return "fp32" if precision == "auto" else precision
     if precision != "auto":
         return precision
     if device.startswith("cuda"):
@@ -82,7 +110,8 @@ class Encoder:
 
         self.options = options
         self.device = resolve_device(options.device)
-        self.precision = resolve_precision(options.precision, self.device)
+        self.engine = resolve_engine(options.engine, options.precision, self.device)
+        self.precision = resolve_precision(options.precision, self.device, self.engine)
         self.batch_size = resolve_batch_size(options.batch_size, self.device, self.precision)
         self.pretrained = options.resolved_pretrained()
         model = load_model(
@@ -104,6 +133,29 @@ class Encoder:
         with torch.inference_mode():
             probe = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device)
             self.embed_dim = int(self._encode_image(probe).shape[-1])
+        self._onnx = None
+        self.fidelity: dict | None = None  # the first batch against torch fp32 (onnxruntime)
+        if self.engine == "onnxruntime":
+            self._onnx = self._onnx_tower(plain)
+
+    def _onnx_tower(self, plain: bool):
+        import torch
+
+        try:
+            from .onnx_engine import OnnxTower, exported_tower
+        except ImportError as exc:
+            raise EncoderLoadError(f"--engine onnxruntime needs onnxruntime and onnx ({exc}):"
+                                   " pip install 'clip-video-datasets[onnx]'") from exc  # fmt: skip
+        if not plain:
+            raise EncoderLoadError(f"{self.options.model}'s image embedding is more than its"
+                                   " visual tower: use --engine torch")  # fmt: skip
+        try:
+            path = exported_tower(self._encode_image, self.options.model, self.image_size,
+                                  self.precision, self.options.cache_dir)  # fmt: skip
+        except ImportError as exc:
+            raise EncoderLoadError(f"exporting to ONNX needs the onnx package ({exc}): pip"
+                                   " install 'clip-video-datasets[onnx]'") from exc  # fmt: skip
+        return OnnxTower(path, torch.get_num_threads())
 
     def preprocess(self, frames: np.ndarray):
         """uint8 NHWC numpy -> normalised float32 NCHW tensor on the device."""
@@ -128,6 +180,15 @@ class Encoder:
         import torch
 
         out = np.empty((len(frames), self.embed_dim), dtype=np.float16)
+        if self._onnx is not None:
+            with torch.inference_mode():
+                for lo in range(0, len(frames), self.batch_size):
+                    x = self.preprocess(frames[lo : lo + self.batch_size])
+                    y = self._onnx(x.cpu().numpy())
+                    if self.fidelity is None:
+                        self._check_fidelity(x, y)
+                    out[lo : lo + len(y)] = y
+            return out
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         device_type = "cuda" if self.device.startswith("cuda") else "cpu"
         with torch.inference_mode():
@@ -137,6 +198,34 @@ class Encoder:
                     y = self._encode_image(x)
                 out[lo : lo + len(y)] = y.float().cpu().numpy()
         return out
+
+    def _check_fidelity(self, x, y: np.ndarray) -> None:
+        """The first batch through torch fp32 too: the lowest cosine between the two is kept
+        (``fidelity``, recorded in ``run.json``) and must reach ``min_cosine``. The torch
+        tower is freed once checked (unless the text tower needs the model)."""
+        import sys
+
+        reference = self._encode_image(x).float().cpu().numpy()
+        cosine = (reference * y).sum(1) / (
+            np.linalg.norm(reference, axis=1) * np.linalg.norm(y, axis=1) + 1e-12
+        )
+        self.fidelity = {"engine": self.engine, "precision": self.precision,
+                         "reference": "torch fp32", "frames": len(y),
+                         "min_cosine": round(float(cosine.min()), 6),
+                         "mean_cosine": round(float(cosine.mean()), 6)}  # fmt: skip
+        print(f"clip-video-encode: {self.engine} {self.precision} against torch fp32 on the"
+              f" first {len(y)} frames: cosine min {cosine.min():.4f}, mean"
+              f" {cosine.mean():.4f}", file=sys.stderr)  # fmt: skip
+        if cosine.min() < self.options.min_cosine:
+            raise EncoderFidelityError(
+                f"{self.engine} {self.precision} embeddings differ from torch fp32's (lowest"
+                f" cosine {cosine.min():.4f} on the first {len(y)} frames, below"
+                f" {self.options.min_cosine}): the run stops before writing them. Use"
+                " --precision fp32 or --engine torch, or lower --min-cosine if this is known"
+                " and acceptable for these weights."
+            )
+        if self.model is None:
+            self._encode_image = None  # the torch copy of the tower is not needed any more
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """Text-tower embeddings (float32) of the same model, for caption similarity."""
@@ -161,6 +250,7 @@ class Encoder:
             "model": self.options.model,
             "pretrained": self.pretrained,
             "precision": self.precision,
+            "engine": self.engine,
             "device": self.device,
             "embed_dim": self.embed_dim,
             "image_size": self.image_size,

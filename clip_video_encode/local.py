@@ -20,8 +20,8 @@ from video2numpy.reader import stream_videos
 from video2numpy.status import SUCCESS
 
 from .assembly import Assembly
-from .dataset import EncodeJob, open_destination, prepare_run, read_input
-from .encoder import Encoder
+from .dataset import EncodeJob, open_destination, prepare_run, read_input, record_in_run
+from .encoder import Encoder, EncoderFidelityError
 from .lease import Lease
 
 
@@ -45,7 +45,11 @@ def encode_dataset(
         run = prepare_run(job, encoder.describe(), fs, dest, read)
         assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity,
                             guard=lease.check)  # fmt: skip
-        _encode(job, encoder, run, assembly, progress)
+        try:
+            _encode(job, encoder, run, assembly, progress)
+        finally:
+            if encoder.fidelity is not None:
+                record_in_run(fs, dest, {"fidelity": encoder.fidelity})
         return run["summary"].finish()
 
 
@@ -157,6 +161,8 @@ class _EncodeThread:
             self._pieces, self._size = [], 0
 
     def _check(self) -> None:
+        if isinstance(self._died, EncoderFidelityError):
+            raise self._died
         if self._died is not None:
             raise EncoderThreadDied(
                 f"the encoder thread stopped: {type(self._died).__name__}: {self._died}"
@@ -205,6 +211,8 @@ class _EncodeThread:
     def _run(self, pieces: list) -> list:
         try:
             embeddings = self._encode(np.concatenate([p[2] for p in pieces]))
+        except EncoderFidelityError:
+            raise  # the engine cannot be trusted: the whole run stops
         except Exception as exc:  # e.g. out of memory: these videos fail, the run goes on
             return [(v, o, len(f), exc) for v, o, f in pieces]
         out, lo = [], 0

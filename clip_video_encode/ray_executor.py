@@ -39,8 +39,8 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 from video2numpy.video import FrameOptions, Task, sample_video
 
 from .assembly import Assembly
-from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input
-from .encoder import Encoder, EncoderOptions, cosine_to
+from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input, record_in_run
+from .encoder import Encoder, EncoderFidelityError, EncoderOptions, cosine_to
 from .lease import Lease
 
 
@@ -108,6 +108,9 @@ class EncodeWorker:
 
     def batch_size(self) -> int:
         return self.encoder.batch_size
+
+    def fidelity(self) -> dict | None:
+        return self.encoder.fidelity
 
     def encode(self, *frames: np.ndarray) -> np.ndarray:
         return self.encoder.encode(frames[0] if len(frames) == 1 else np.concatenate(frames))
@@ -212,11 +215,27 @@ class _Run:
         try:
             with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
                 run = prepare_run(job, description, fs, dest, self.read)
-                self._encode(run, fs, dest, description, batch_size, lease)
+                try:
+                    self._encode(run, fs, dest, description, batch_size, lease)
+                finally:
+                    self._record_fidelity(fs, dest)
         finally:
             for actor in self.decoders + self.encoders:
                 ray.kill(actor)
         return {**run["summary"].finish(), "redone": self.redone}
+
+    def _record_fidelity(self, fs, dest: str) -> None:
+        """The worst of the encoders' first-batch checks (another engine than torch), in
+        ``run.json``."""
+        checks = []
+        for encoder in self.encoders:
+            try:
+                checks.append(self.ray.get(encoder.fidelity.remote(), timeout=60))
+            except Exception:  # a lost encoder has nothing to say
+                continue
+        checks = [c for c in checks if c]
+        if checks:
+            record_in_run(fs, dest, {"fidelity": min(checks, key=lambda c: c["min_cosine"])})
 
     def _encode(self, run: dict, fs, dest: str, description: dict, batch_size: int, lease):
         job = self.job
@@ -433,6 +452,8 @@ class _Run:
                 self._restart(video, f"encoder lost: {type(exc).__name__}: {exc}")
             return
         except ray.exceptions.RayTaskError as exc:  # e.g. out of memory: these videos fail
+            if isinstance(exc.cause, EncoderFidelityError):
+                raise exc.cause from None  # the engine cannot be trusted: the run stops
             for p in pieces:
                 if self._current(p):
                     video = self.videos[p.video]

@@ -301,3 +301,23 @@ def test_native_sizes_and_caption_similarity_match_local(
         a, b = json.loads(ours[key]["json"]), json.loads(theirs[key]["json"])
         assert a["n_frames"] == b["n_frames"] > 0
         np.testing.assert_allclose(a["caption_similarity"], b["caption_similarity"], atol=2e-3)
+
+
+def test_int8_engine_on_ray_matches_local(cluster, clips, checkpoint, tmp_path):
+    """The encoder actors take the engine options: the same check, recorded in run.json, and
+    the same embeddings as the local executor's int8 run."""
+    pytest.importorskip("onnxruntime")
+    table = table_of(tmp_path, clips[:3])
+    common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
+              "--samples-per-shard", "4", "--quiet", "--precision", "int8",
+              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    ray_dest, local_dest = tmp_path / "ray", tmp_path / "local"
+    assert main([table, "--dest", str(ray_dest), "--distributor", "ray", *common]) == 0
+    assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 0
+    ray_run = json.loads((ray_dest / "run.json").read_text())
+    assert ray_run["engine"] == "onnxruntime" and ray_run["fidelity"]["min_cosine"] >= 0.99
+    ray_samples, _ = read_shards(ray_dest)
+    local_samples, _ = read_shards(local_dest)
+    assert list(ray_samples) == list(local_samples)
+    for key, ours in ray_samples.items():
+        np.testing.assert_allclose(ours["npy"], local_samples[key]["npy"], atol=2e-2, rtol=1e-2)
