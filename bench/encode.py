@@ -10,6 +10,10 @@ Prints, measured in one run on this machine:
       clip-video-encode 1.3.0 (its own virtualenv: bench/setup_clip_video_encode_130.sh),
       both given the same random ViT-B-32 checkpoint file, interleaved rounds
   (d) peak RSS of clip-video-encode at 1 fps on a 10-minute and a 60-minute video
+  (e) engines: the bare tower on torch fp32, ONNX Runtime fp32 and ONNX Runtime int8 (img/s,
+      lowest cosine to torch fp32), and the pipeline against the bare tower with int8
+(c) also runs this project with --precision int8 (ONNX Runtime) when onnxruntime is installed
+(the tower exported and quantised once before the timed rounds, as a second run finds it).
 """
 
 from __future__ import annotations
@@ -79,8 +83,9 @@ def pipeline_vs_bare(encoder: Encoder, frames: np.ndarray, paths: list[str], rou
             with open(listing, "w") as f:
                 f.write("\n".join(paths))
             frame_options = FrameOptions(Sampling(), Resize(224))
-            job = EncodeJob(listing, os.path.join(out, "ds"), frame_options, encoder.options,
-                            workers=1)  # fmt: skip
+            job = EncodeJob(
+                listing, os.path.join(out, "ds"), frame_options, encoder.options, workers=1
+            )
             began = time.perf_counter()
             n = encode_dataset(job, encoder=encoder, progress=False)["frames"]
             best_pipe = max(best_pipe, n / (time.perf_counter() - began))
@@ -95,13 +100,52 @@ def pipeline_vs_bare(encoder: Encoder, frames: np.ndarray, paths: list[str], rou
     )
 
 
+def engines(
+    checkpoint: str, frames: np.ndarray, batch_size: int | None, paths: list[str], rounds: int
+) -> None:
+    """(e) The bare tower per engine and precision, and the int8 pipeline against it."""
+    import torch
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("\n(e) onnxruntime is not installed: pip install 'clip-video-datasets[onnx]'")
+        return
+    print(
+        f"\n(e) bare ViT-B-32 image tower per engine, {torch.get_num_threads()} threads,"
+        f" {len(frames)} frames"
+    )
+    reference = None
+    for engine, precision in (("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")):
+        options = EncoderOptions(
+            "ViT-B-32", checkpoint, precision, "cpu", batch_size or 16, engine=engine
+        )
+        enc = Encoder(options)
+        out = enc.encode(frames[: enc.batch_size]).astype(np.float32)  # (the check, once)
+        speed = bare(enc, frames, rounds=2)
+        if reference is None:
+            reference, base = out, speed
+        cos = (
+            (out * reference).sum(1)
+            / np.linalg.norm(out, axis=1)
+            / np.linalg.norm(reference, axis=1)
+        )
+        print(
+            f"  {engine} {precision}, batch {enc.batch_size}: {speed:.1f} img/s"
+            f" ({speed / base:.2f}x torch fp32), lowest cosine to torch fp32 {cos.min():.4f}"
+        )
+    pipeline_vs_bare(enc, frames, paths, rounds)
+
+
 def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, rounds: int) -> None:
     """(c) Wall time and peak RSS of both tools on the same 600 frames, model loading included."""
     checkpoint = os.path.abspath(checkpoint)
     print("\n(c) end to end, 10 x 60 s 360p H.264 (GOP 250, textured) at 1 fps, ViT-B-32 fp32")
     if not os.path.exists(python):
-        print(f"  clip-video-encode 1.3.0 not installed at {python}: run"
-              " bench/setup_clip_video_encode_130.sh first")  # fmt: skip
+        print(
+            f"  clip-video-encode 1.3.0 not installed at {python}: run"
+            " bench/setup_clip_video_encode_130.sh first"
+        )
         return
     first = os.path.join(workdir, "360p_60s_textured.mp4")
     if not os.path.exists(first):
@@ -111,8 +155,18 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
         paths.append(os.path.abspath(os.path.join(workdir, f"360p_60s_textured_{i}.mp4")))
         if not os.path.exists(paths[-1]):
             shutil.copyfile(first, paths[-1])
-    ours_cmd = [sys.executable, "-m", "clip_video_encode.cli", "--model", "ViT-B-32",
-                "--pretrained", checkpoint, "--fps", "1", "--quiet"]  # fmt: skip
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "clip_video_encode.cli",
+        "--model",
+        "ViT-B-32",
+        "--pretrained",
+        checkpoint,
+        "--fps",
+        "1",
+        "--quiet",
+    ]
     # 1.3.0 samples by frame count only: every 30th frame of these 30 fps videos is 1 fps.
     theirs_code = (
         "import sys; from clip_video_encode import clip_video_encode;"
@@ -120,6 +174,17 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
         f" oc_model_name='ViT-B-32', pretrained={checkpoint!r})"
     )
     times: dict[str, list[float]] = {"ours": [], "1.3.0": []}
+    try:
+        import onnxruntime  # noqa: F401
+
+        times["ours int8"] = []
+        # The export and quantisation happen once per weights: done before the timed rounds.
+        options = EncoderOptions(
+            "ViT-B-32", checkpoint, "int8", "cpu", cache_dir=os.path.join(workdir, "cache")
+        )
+        Encoder(options)
+    except ImportError:
+        pass
     rss: dict[str, float] = {}
     for _ in range(rounds):
         for name in times:
@@ -131,6 +196,17 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
                 os.makedirs(dest)  # 1.3.0 does not create it
                 if name == "ours":
                     argv = [*ours_cmd, listing, "--dest", dest]
+                elif name == "ours int8":
+                    argv = [
+                        *ours_cmd,
+                        "--precision",
+                        "int8",
+                        "--cache-dir",
+                        os.path.join(workdir, "cache"),
+                        listing,
+                        "--dest",
+                        dest,
+                    ]
                 else:
                     argv = [python, "-c", theirs_code, listing, dest]
                 began = time.perf_counter()
@@ -143,11 +219,21 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
                 if code != 0 or frames != 600:
                     print(f"  {name}: exit {code}, {frames} frames written (expected 600)")
     ours, theirs = statistics.median(times["ours"]), statistics.median(times["1.3.0"])
-    print(f"  this project:             {ours:5.1f} s (median of {rounds}), peak RSS"
-          f" {rss['ours']:.0f} MB")  # fmt: skip
-    print(f"  clip-video-encode 1.3.0:  {theirs:5.1f} s (median of {rounds}), peak RSS"
-          f" {rss['1.3.0']:.0f} MB")  # fmt: skip
+    print(
+        f"  this project:             {ours:5.1f} s (median of {rounds}), peak RSS"
+        f" {rss['ours']:.0f} MB"
+    )
+    print(
+        f"  clip-video-encode 1.3.0:  {theirs:5.1f} s (median of {rounds}), peak RSS"
+        f" {rss['1.3.0']:.0f} MB"
+    )
     print(f"  speed-up: {theirs / ours:.2f}x")
+    if times.get("ours int8"):
+        int8 = statistics.median(times["ours int8"])
+        print(
+            f"  this project, int8:       {int8:5.1f} s (median of {rounds}), peak RSS"
+            f" {rss['ours int8']:.0f} MB; speed-up over 1.3.0: {theirs / int8:.2f}x"
+        )
 
 
 def peak_rss_of(argv: list[str], cwd: str | None = None) -> tuple[float, int]:
@@ -189,8 +275,20 @@ def count_frames(dest: str) -> int:
 def peak_memory(checkpoint: str, precision: str, workdir: str) -> None:
     """(d) Peak RSS of the CLI at 1 fps on a 10- and a 60-minute video."""
     print("\n(d) peak RSS of the largest process, clip-video-encode --fps 1 (workers included)")
-    cli = [sys.executable, "-m", "clip_video_encode.cli", "--model", "ViT-B-32", "--pretrained",
-           checkpoint, "--fps", "1", "--quiet", "--precision", precision]  # fmt: skip
+    cli = [
+        sys.executable,
+        "-m",
+        "clip_video_encode.cli",
+        "--model",
+        "ViT-B-32",
+        "--pretrained",
+        checkpoint,
+        "--fps",
+        "1",
+        "--quiet",
+        "--precision",
+        precision,
+    ]
     for minutes in (10, 60):
         path = os.path.join(workdir, f"long_{minutes}min.mp4")
         if not os.path.exists(path):
@@ -207,7 +305,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default=os.path.join(os.path.dirname(__file__), "_videos"))
     parser.add_argument("--batch-size", type=int, help="default: the encoder's choice")
-    parser.add_argument("--sections", default="bacd", help="which of b, a, c, d to run (bacd)")
+    parser.add_argument("--sections", default="bacde", help="which of b, a, c, d, e (bacde)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds for (a), (c)")
     parser.add_argument(
         "--cve-python",
@@ -228,13 +326,13 @@ def main() -> None:
     if "b" in args.sections:
         speeds = precisions(checkpoint, frames, args.batch_size)
         precision = max(speeds, key=speeds.get)
+    paths = []
+    for i in range(4):
+        path = os.path.join(args.workdir, f"small_{i}.mp4")
+        if not os.path.exists(path):
+            write_video(path, n_frames=150, fps=30, width=160, height=120)
+        paths.append(path)
     if "a" in args.sections:
-        paths = []
-        for i in range(4):
-            path = os.path.join(args.workdir, f"small_{i}.mp4")
-            if not os.path.exists(path):
-                write_video(path, n_frames=150, fps=30, width=160, height=120)
-            paths.append(path)
         options = EncoderOptions("ViT-B-32", checkpoint, precision, "cpu", args.batch_size)
         encoder = Encoder(options)
         encoder.encode(frames[: encoder.batch_size])  # warm-up
@@ -243,6 +341,8 @@ def main() -> None:
         against_clip_video_encode_130(checkpoint, args.workdir, args.cve_python, args.rounds)
     if "d" in args.sections:
         peak_memory(checkpoint, precision, args.workdir)
+    if "e" in args.sections:
+        engines(checkpoint, frames, args.batch_size, paths, args.rounds)
 
 
 if __name__ == "__main__":
