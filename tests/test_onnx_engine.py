@@ -24,6 +24,12 @@ def argv(listing, dest, checkpoint, cache, *extra):
 
 
 @pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One export cache for the tests that do not count exports (each export takes seconds)."""
+    return tmp_path_factory.mktemp("onnx_cache")
+
+
+@pytest.fixture(scope="module")
 def listing(videos, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "videos.txt"
     path.write_text("\n".join(videos[n] for n in ("cfr.mp4", "ntsc.mp4", "long.mp4")))
@@ -38,9 +44,10 @@ def cosines(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def test_int8_matches_torch_is_recorded_and_binds_the_destination(listing, checkpoint,
-                                                                  tmp_path, capsys):  # fmt: skip
-    cache = tmp_path / "cache"
+def test_int8_matches_torch_is_recorded_and_binds_the_destination(
+    listing, checkpoint, tmp_path, shared_cache, capsys
+):
+    cache = shared_cache
     torch_dest, int8_dest, fp32_dest = tmp_path / "torch", tmp_path / "int8", tmp_path / "ort32"
     assert main(argv(listing, torch_dest, checkpoint, cache, "--precision", "fp32")) == 0
     # Decode workers stay lean: they must never map torch's or onnxruntime's libraries.
@@ -108,9 +115,9 @@ def test_other_weights_get_their_own_export(listing, checkpoint, tmp_path):
     assert cosines(a[key], b[key]).max() < 0.99  # not the first weights' export reused
 
 
-def test_a_failed_fidelity_check_stops_the_run(listing, checkpoint, tmp_path, capsys):
+def test_a_failed_fidelity_check_stops_the_run(listing, checkpoint, tmp_path, shared_cache, capsys):
     dest = tmp_path / "out"
-    code = main(argv(listing, dest, checkpoint, tmp_path / "cache", "--precision", "int8",
+    code = main(argv(listing, dest, checkpoint, shared_cache, "--precision", "int8",
                      "--min-cosine", "0.999999"))  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2, err
@@ -118,7 +125,7 @@ def test_a_failed_fidelity_check_stops_the_run(listing, checkpoint, tmp_path, ca
     assert not list(iter_samples(str(dest)))  # nothing committed
 
 
-def test_engine_rules_and_an_older_destination(listing, checkpoint, tmp_path, capsys):
+def test_engine_rules_and_an_older_destination(listing, checkpoint, tmp_path, shared_cache, capsys):
     from clip_video_encode.encoder import resolve_engine
 
     assert resolve_engine("auto", "int8", "cpu") == "onnxruntime"
@@ -129,7 +136,7 @@ def test_engine_rules_and_an_older_destination(listing, checkpoint, tmp_path, ca
         resolve_engine("onnxruntime", "fp32", "cuda")
     # A destination written before run.json recorded the engine resumes with torch.
     dest = tmp_path / "old"
-    common = argv(listing, dest, checkpoint, tmp_path / "cache", "--precision", "fp32")
+    common = argv(listing, dest, checkpoint, shared_cache, "--precision", "fp32")
     assert main(common) == 0
     run = json.loads((dest / "run.json").read_text())
     del run["engine"]
