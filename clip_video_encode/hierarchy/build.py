@@ -29,9 +29,9 @@ from tqdm import tqdm
 
 from ..read import iter_samples
 from ..search import read_run
+from ..vectors import normalize
 from .windows import (
     clip_edges,
-    normalize,
     pool_windows,
     segment_bounds,
     segment_edges,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..vectors import normalize
+
 
 @dataclass(frozen=True)
 class Windows:
@@ -20,11 +22,6 @@ class Windows:
     starts: np.ndarray  # (n,) seconds
     ends: np.ndarray  # (n,) seconds
     filled: int  # windows that held no frame and took their nearest
-
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def pool_windows(times: np.ndarray, embeddings: np.ndarray, edges: np.ndarray) -> Windows:

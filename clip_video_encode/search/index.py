@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from video2numpy.npy import NpyWriter
 
 from ..read import dataset_identity, iter_samples
+from ..vectors import against_generic
 
 INDEX_DIR = "_search"
 
@@ -254,7 +255,7 @@ def frame_scores(
     scores = index.scores(query)
     if contrast is not None:
         generic = index.scores(contrast)
-        scores = 1.0 / (1.0 + np.exp(-100.0 * (scores - generic)))
+        scores = against_generic(scores, generic)
     return scores
 
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+from ..vectors import against_generic, normalize
 
 
 def query_scores(
@@ -27,7 +24,7 @@ def query_scores(
     per_query = frames @ normalize(np.atleast_2d(queries)).T  # (frames, queries)
     if contrast is not None:
         generic = frames @ normalize(contrast)
-        per_query = 1.0 / (1.0 + np.exp(-100.0 * (per_query - generic[:, None])))
+        per_query = against_generic(per_query, generic[:, None])
     if combine == "max":
         return per_query.max(axis=1)
     if combine == "mean":

@@ -163,8 +163,3 @@ class TextCache:
         for name in tqdm(names, desc=f"text embeddings ({column})", unit="shard",
                          disable=None if progress is None else not progress):  # fmt: skip
             self.shard(name, column)
-
-
-def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=axis, keepdims=True), 1e-12)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..vectors import normalize
 from .aggregators import load_aggregator
-from .data import TextCache, iter_batches, normalize
+from .data import TextCache, iter_batches
 from .metrics import (
     confused_pairs,
     frame_softmax_scores,

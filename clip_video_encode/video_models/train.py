@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..read import pad_or_truncate, shard_urls
+from ..vectors import normalize
 from .aggregators import LEARNED, AggregatorConfig, build
-from .data import VALIDATION_SPLITS, TextCache, iter_shard, normalize, shard_name
+from .data import VALIDATION_SPLITS, TextCache, iter_shard, shard_name
 from .metrics import retrieval_metrics
 
 
