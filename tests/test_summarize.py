@@ -477,3 +477,17 @@ def test_the_generic_criterion_prefers_new_content_to_a_repeat():
     assert generic.shots[repeat].score < 0.01  # a repeat of a better shot is worth ~nothing
     plain = summarize_video(frames, times, scores, 20.0, 30.0, options)
     assert [k for k, s in enumerate(plain.shots) if s.selected] == [0, 1]
+
+
+def test_negative_query_scores_still_fill_the_budget():
+    """Cosines can all be negative: the choice still fills the budget with the best shots, and
+    the shots keep their mean scores."""
+    from clip_video_encode.summarize import summarize_video
+
+    times = np.arange(40) * 0.5  # 20 s at 2 fps, shots of 2 s
+    scores = -1.0 + 0.01 * np.repeat(np.arange(10), 4)  # shot k scores -1 + 0.01 k
+    frames = np.random.default_rng(7).normal(size=(40, 8))
+    summary = summarize_video(frames, times, scores, 20.0, 30.0,
+                              SummaryOptions(budget=0.3, shots="fixed:2"))  # fmt: skip
+    assert [k for k, s in enumerate(summary.shots) if s.selected] == [7, 8, 9]  # 6 s of 6 s
+    assert summary.shots[9].score == pytest.approx(-0.91)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .annotations import Annotation
-from .knapsack import greedy, knapsack
+from .knapsack import fill_values, greedy, knapsack
 from .metrics import UserRanks, f_against_users, rank_correlations, shot_bounds
-from .shots import kts
+from .summary import SummaryOptions, change_points, video_duration
 
 METRICS = ("f_score", "kendall_tau", "spearman_rho")
 
@@ -44,9 +44,7 @@ def summary_of(
     n = len(scores)
     starts, ends = bounds[:-1], np.minimum(bounds[1:], n)
     lengths = ends - starts
-    values = np.add.reduceat(scores, starts) / np.maximum(lengths, 1)
-    if len(values) and values.min() <= 0:  # the knapsack skips items worth <= 0: shifted so
-        values = values - values.min() + 1e-6  # that the budget fills whatever the scale
+    values = fill_values(np.add.reduceat(scores, starts) / np.maximum(lengths, 1))
     choose = knapsack if select == "knapsack" else greedy
     chosen = choose(values, lengths, math.floor(budget * n + 1e-9))
     summary = np.zeros(n, dtype=bool)
@@ -92,9 +90,10 @@ def annotation_bounds(
             " (--dataset) or the h5 file's change points (--h5); or give"
             " --shots fixed:SECONDS"
         )
-    rate = len(timestamps) / max(timestamps[-1] + 1e-9, 1e-9) if len(timestamps) > 1 else 1.0
-    points = kts(embeddings, max_shot=max(1, round(max_shot_seconds * rate)))
-    return bounds_from_times(np.asarray(timestamps)[points], n, fps)
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    options = SummaryOptions(shots="kts", max_shot_seconds=max_shot_seconds)
+    points = change_points(embeddings, timestamps, video_duration(timestamps, n / fps), options)
+    return bounds_from_times(timestamps[points], n, fps)
 
 
 def source_frame_scores(

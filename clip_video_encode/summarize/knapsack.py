@@ -40,6 +40,16 @@ def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> np.ndarr
     return chosen
 
 
+def fill_values(values: np.ndarray) -> np.ndarray:
+    """Shot values shifted so the lowest is just above 0, when some are <= 0 (cosines can
+    be): the knapsack never takes an item worth <= 0, and a summary should fill its budget
+    whatever the scores' scale. The order of the values is unchanged."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) and values.min() <= 0:
+        return values - values.min() + 1e-6
+    return values
+
+
 def greedy(values: np.ndarray, weights: np.ndarray, capacity: int) -> np.ndarray:
     """Best value first, each item taken if it still fits (``--select top``)."""
     values = np.asarray(values, dtype=np.float64)

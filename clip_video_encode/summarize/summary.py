@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .knapsack import greedy, knapsack
+from .knapsack import fill_values, greedy, knapsack
 from .scores import diverse_shot_values
 from .shots import fixed_shots, kts
 
@@ -165,7 +165,8 @@ def summarize_video(
         values = np.array([frame_scores[a:b].mean() for a, b in zip(starts, ends, strict=True)])
     capacity = math.floor(options.budget * int(frames_at[-1]) + 1e-9)
     choose = knapsack if options.select == "knapsack" else greedy
-    selected = choose(values, weights, capacity)
+    # Query scores fill the budget whatever their sign; generic repeats stay worth 0.
+    selected = choose(values if generic else fill_values(values), weights, capacity)
     shots = [
         Shot(
             float(edges[k]),
