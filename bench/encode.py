@@ -83,9 +83,8 @@ def pipeline_vs_bare(encoder: Encoder, frames: np.ndarray, paths: list[str], rou
             with open(listing, "w") as f:
                 f.write("\n".join(paths))
             frame_options = FrameOptions(Sampling(), Resize(224))
-            job = EncodeJob(
-                listing, os.path.join(out, "ds"), frame_options, encoder.options, workers=1
-            )
+            job = EncodeJob(listing, os.path.join(out, "ds"), frame_options, encoder.options,
+                            workers=1)  # fmt: skip
             began = time.perf_counter()
             n = encode_dataset(job, encoder=encoder, progress=False)["frames"]
             best_pipe = max(best_pipe, n / (time.perf_counter() - began))
@@ -142,10 +141,8 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
     checkpoint = os.path.abspath(checkpoint)
     print("\n(c) end to end, 10 x 60 s 360p H.264 (GOP 250, textured) at 1 fps, ViT-B-32 fp32")
     if not os.path.exists(python):
-        print(
-            f"  clip-video-encode 1.3.0 not installed at {python}: run"
-            " bench/setup_clip_video_encode_130.sh first"
-        )
+        print(f"  clip-video-encode 1.3.0 not installed at {python}: run"
+              " bench/setup_clip_video_encode_130.sh first")  # fmt: skip
         return
     first = os.path.join(workdir, "360p_60s_textured.mp4")
     if not os.path.exists(first):
@@ -155,18 +152,8 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
         paths.append(os.path.abspath(os.path.join(workdir, f"360p_60s_textured_{i}.mp4")))
         if not os.path.exists(paths[-1]):
             shutil.copyfile(first, paths[-1])
-    ours_cmd = [
-        sys.executable,
-        "-m",
-        "clip_video_encode.cli",
-        "--model",
-        "ViT-B-32",
-        "--pretrained",
-        checkpoint,
-        "--fps",
-        "1",
-        "--quiet",
-    ]
+    ours_cmd = [sys.executable, "-m", "clip_video_encode.cli", "--model", "ViT-B-32",
+                "--pretrained", checkpoint, "--fps", "1", "--quiet"]  # fmt: skip
     # 1.3.0 samples by frame count only: every 30th frame of these 30 fps videos is 1 fps.
     theirs_code = (
         "import sys; from clip_video_encode import clip_video_encode;"
@@ -219,14 +206,10 @@ def against_clip_video_encode_130(checkpoint: str, workdir: str, python: str, ro
                 if code != 0 or frames != 600:
                     print(f"  {name}: exit {code}, {frames} frames written (expected 600)")
     ours, theirs = statistics.median(times["ours"]), statistics.median(times["1.3.0"])
-    print(
-        f"  this project:             {ours:5.1f} s (median of {rounds}), peak RSS"
-        f" {rss['ours']:.0f} MB"
-    )
-    print(
-        f"  clip-video-encode 1.3.0:  {theirs:5.1f} s (median of {rounds}), peak RSS"
-        f" {rss['1.3.0']:.0f} MB"
-    )
+    print(f"  this project:             {ours:5.1f} s (median of {rounds}), peak RSS"
+          f" {rss['ours']:.0f} MB")  # fmt: skip
+    print(f"  clip-video-encode 1.3.0:  {theirs:5.1f} s (median of {rounds}), peak RSS"
+          f" {rss['1.3.0']:.0f} MB")  # fmt: skip
     print(f"  speed-up: {theirs / ours:.2f}x")
     if times.get("ours int8"):
         int8 = statistics.median(times["ours int8"])
@@ -275,20 +258,8 @@ def count_frames(dest: str) -> int:
 def peak_memory(checkpoint: str, precision: str, workdir: str) -> None:
     """(d) Peak RSS of the CLI at 1 fps on a 10- and a 60-minute video."""
     print("\n(d) peak RSS of the largest process, clip-video-encode --fps 1 (workers included)")
-    cli = [
-        sys.executable,
-        "-m",
-        "clip_video_encode.cli",
-        "--model",
-        "ViT-B-32",
-        "--pretrained",
-        checkpoint,
-        "--fps",
-        "1",
-        "--quiet",
-        "--precision",
-        precision,
-    ]
+    cli = [sys.executable, "-m", "clip_video_encode.cli", "--model", "ViT-B-32", "--pretrained",
+           checkpoint, "--fps", "1", "--quiet", "--precision", precision]  # fmt: skip
     for minutes in (10, 60):
         path = os.path.join(workdir, f"long_{minutes}min.mp4")
         if not os.path.exists(path):
