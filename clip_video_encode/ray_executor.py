@@ -9,9 +9,11 @@ actors in shard order, batches their frames across videos to encoder actors, and
 finished video. Ray Data's ``map_batches`` would re-block and reorder rows and retry failed
 tasks on its own terms, leaving exactly-once per shard to be rebuilt on top of it.
 
-Frames stay in the object store. A decode actor's ``decode`` is a streaming generator that
-yields, per chunk, a small header and then the frames; the driver reads headers only and
-passes the frame refs to an encoder actor, which reads them without a copy. Backpressure: the
+Frames stay in the object store. A decode actor's ``decode`` takes a group of videos (about
+one encoder batch of frames: one 10-frame clip per call would cost the driver more than the
+clip's encoding) and is a streaming generator that yields a small header and then the frames
+gathered across videos; the driver reads headers only and passes the frame refs to an encoder
+actor, which reads them without a copy. Backpressure: the
 driver stops pulling from decoders while the frames it holds for encoding reach a limit, and a
 decoder's generator pauses after two items nobody pulled, so a slow encoder never lets decoders
 fill memory.
@@ -24,6 +26,7 @@ as failed. A driver that dies leaves uncommitted shards, which a rerun redoes.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -53,11 +56,19 @@ class RayOptions:
     encoder_gpus: float | None = None  # GPUs per encoder (None: 1 if the cluster has GPUs)
     encoder_threads: int | None = None  # torch threads of a CPU encoder (None: its node's cores)
     max_attempts: int = 3  # decodes of one video whose actor died, before it is failed
+    group_videos: int | None = None  # videos per decode call (None: about a batch of frames)
     local_cpus: int | None = None  # CPUs of a Ray instance started here (None: all)
+
+
+MAX_GROUP = 64  # videos per decode call at most: a lost decoder costs this many again
 
 
 class DecodeWorker:
     """Fetches, decodes and samples videos (a Ray actor, one CPU)."""
+
+    # A record waits for the next frames at most this long: the driver sees progress (and
+    # stalls) per video even in a group of slow ones.
+    record_wait: float = 1.0
 
     def __init__(self) -> None:
         # Downloads and tar members live here only while their video is decoded.
@@ -66,27 +77,68 @@ class DecodeWorker:
     def pid(self) -> int:
         return os.getpid()
 
-    def decode(self, video: int, source: dict, options: FrameOptions, data: bytes | None = None):
-        """Yields ``{"n": k}`` then the (k, H, W, 3) frames, per chunk; lastly
-        ``{"n": 0, "record": ...}``. ``data``: the video's bytes, for a file only the driver
-        can read (a webdataset tar member)."""
-        path = None
-        if data is not None:
-            suffix = os.path.splitext(source["location"])[1]
-            path = os.path.join(self.workdir, f"member-{video}{suffix}")
-            with open(path, "wb") as f:
-                f.write(data)
-            source = {**source, "location": path}
-        try:
-            for chunk in sample_video(Task.from_source(video, source), options, self.workdir):
-                if len(chunk.frames):
-                    yield {"n": len(chunk.frames), "shape": chunk.frames.shape[1:]}
-                    yield chunk.frames
-                if chunk.record is not None:
-                    yield {"n": 0, "record": chunk.record}
-        finally:
-            if path:
-                os.remove(path)
+    def decode(self, videos: list[tuple[int, dict, int | None]], options: FrameOptions,
+               *data: bytes):  # fmt: skip
+        """Decodes ``videos``, ``(video, source, k)`` each, one after another; ``data[k]``
+        holds the bytes of a file only the driver can read (a webdataset tar member). Yields
+        in turn a header ``{"parts": [(video, n), ...], "shape": (H, W, 3), "records":
+        [(video, record), ...]}`` and, when it has parts, their frames in one array.
+
+        Frames of consecutive videos are gathered up to ``options.chunk_frames``, so a group
+        of short videos costs the driver a few items instead of three per video: the driver
+        is the one process every video passes through. A record always comes after its
+        video's frames."""
+        out = Gathered(options.chunk_frames)
+        for video, source, k in videos:
+            path = None
+            if k is not None:
+                suffix = os.path.splitext(source["location"])[1]
+                path = os.path.join(self.workdir, f"member-{video}{suffix}")
+                with open(path, "wb") as f:
+                    f.write(data[k])
+                source = {**source, "location": path}
+            try:
+                for chunk in sample_video(Task.from_source(video, source), options, self.workdir):
+                    if len(chunk.frames):
+                        yield from out.add(video, chunk.frames)
+                    if chunk.record is not None:
+                        out.records.append((video, chunk.record))
+                        if time.monotonic() - out.since > self.record_wait:
+                            yield from out.flush()
+            finally:
+                if path:
+                    os.remove(path)
+        yield from out.flush()
+
+
+class Gathered:
+    """Frames of consecutive videos and their records, on their way out of a decoder."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[tuple[int, int]] = []
+        self.arrays: list[np.ndarray] = []
+        self.records: list[tuple[int, dict]] = []
+        self.n = 0
+        self.since = time.monotonic()
+
+    def add(self, video: int, frames: np.ndarray):
+        if self.arrays and self.arrays[0].shape[1:] != frames.shape[1:]:
+            yield from self.flush()  # one frame shape per item (--resize-mode native)
+        self.parts.append((video, len(frames)))
+        self.arrays.append(frames)
+        self.n += len(frames)
+        if self.n >= self.limit:
+            yield from self.flush()
+
+    def flush(self):
+        if self.parts or self.records:
+            shape = self.arrays[0].shape[1:] if self.arrays else ()
+            yield {"parts": self.parts, "shape": shape, "records": self.records}
+            if self.arrays:
+                yield self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays)
+        self.parts, self.arrays, self.records, self.n = [], [], [], 0
+        self.since = time.monotonic()
 
 
 class EncodeWorker:
@@ -122,7 +174,8 @@ class EncodeWorker:
 @dataclass
 class _Video:
     source: dict
-    attempt: int = 0
+    attempt: int = 0  # its decodes so far: results of an earlier one are stale
+    failures: int = 0  # decodes lost to its decoder dying or stalling on it
     parts: list = field(default_factory=list)  # embeddings per chunk, None until encoded
     pending: int = 0  # chunks sent to an encoder, not back yet
     record: dict | None = None
@@ -131,30 +184,51 @@ class _Video:
     text_ref: object = None  # that embedding, on its way from an encoder
 
 
-class _Piece(NamedTuple):
-    """One chunk of frames on its way to an encoder."""
+class _Segment(NamedTuple):
+    """One video's frames inside a piece."""
 
     video: int
-    attempt: int  # the video's decode attempt it came from (later attempts supersede it)
+    attempt: int  # the video's decode it came from
     part: int  # its position among the video's chunks
+    lo: int  # its first frame in the piece
+    n: int
+
+
+class _Piece(NamedTuple):
+    """Frames on their way to an encoder: one decoder item, of one or more videos."""
+
     ref: object  # the frames, in the object store
     n: int  # frames
     shape: tuple  # one frame's (H, W, 3): a batch holds one shape
+    segments: tuple  # the videos' _Segment, in frame order
 
 
 @dataclass
 class _Decoding:
-    video: int
-    attempt: int
+    """A group of videos one decoder works through, in order."""
+
+    videos: list  # the videos, in decode order
+    attempts: dict  # video -> its attempt this decode belongs to
     actor: object
     generator: object
-    frames_next: int = 0  # frames in the next item (after a chunk's header); 0: a header
-    shape: tuple = ()  # their frame shape
+    header: dict | None = None  # read; the frames it announces not yet pulled
+    done: int = 0  # videos whose record has come (they come in order)
     last: float = field(default_factory=time.monotonic)
 
 
+class Actors(NamedTuple):
+    """The actor classes a run starts. Benchmarks of the driver alone swap in actors that
+    replay frames and embeddings (``bench/driver_ceiling.py``); runs use these."""
+
+    decode: type = DecodeWorker
+    encode: type = EncodeWorker
+
+
 def encode_dataset_ray(
-    job: EncodeJob, options: RayOptions | None = None, progress: bool | None = None
+    job: EncodeJob,
+    options: RayOptions | None = None,
+    progress: bool | None = None,
+    actors: Actors | None = None,
 ) -> dict:
     """Run ``job`` on a Ray cluster; returns the run's summary, as the local executor does."""
     import ray
@@ -167,7 +241,7 @@ def encode_dataset_ray(
         init = {"address": address} if address else {"num_cpus": options.local_cpus}
         ray.init(**init, log_to_driver=False, configure_logging=False)
     try:
-        return _Run(job, options, progress, read).go()
+        return _Run(job, options, progress, read, actors or Actors()).go()
     finally:
         if started_here:
             ray.shutdown()
@@ -175,8 +249,9 @@ def encode_dataset_ray(
 
 class _Run:
     def __init__(
-        self, job: EncodeJob, options: RayOptions, progress: bool | None, read: Input
-    ) -> None:
+        self, job: EncodeJob, options: RayOptions, progress: bool | None, read: Input,
+        actors: Actors,
+    ) -> None:  # fmt: skip
         import ray
 
         self.read = read
@@ -191,10 +266,10 @@ class _Run:
         encoder_cpus = 0 if gpu_each else options.encoder_cpus
         # Leave the encoders their CPUs: decoders asking for every CPU would starve them.
         self.n_decoders = options.decoders or max(1, int(cpus - self.n_encoders * encoder_cpus))
-        self.encoder_actor = ray.remote(EncodeWorker).options(
+        self.encoder_actor = ray.remote(actors.encode).options(
             num_gpus=gpu_each, num_cpus=encoder_cpus, max_concurrency=1
         )
-        self.decoder_actor = ray.remote(DecodeWorker).options(num_cpus=1)
+        self.decoder_actor = ray.remote(actors.decode).options(num_cpus=1)
         self.progress = progress
         self._finishing: _Video | None = None  # the video being written (for its caption)
 
@@ -252,6 +327,7 @@ class _Run:
         self.videos: dict[int, _Video] = {}
         self.queue: deque[int] = deque()  # videos to (re)decode, before new sources
         self.decoding: list[_Decoding] = []
+        self.frame_counts = [0, 0]  # videos decoded, their frames: for _group_size
         self.batch: list[_Piece] = []  # frames waiting for a full batch
         self.held = 0  # frames in self.batch and in flight to encoders
         self.in_flight: dict[object, tuple[object, list]] = {}  # ref -> (encoder, pieces)
@@ -281,28 +357,45 @@ class _Run:
 
     def _start_decodes(self, sources) -> None:
         while self.idle and self.held < self.frames_limit:
-            if self.queue:
-                video = self.queue.popleft()
+            if self.queue:  # decoded again: alone, so a video that kills decoders is found
+                group = [self.queue.popleft()]
             elif self.more:
-                try:
-                    video, source = next(sources)
-                except StopIteration:
+                group = []
+                for video, source in itertools.islice(sources, self._group_size()):
+                    self.videos[video] = _Video(source)
+                    self._ask_text(video)
+                    group.append(video)
+                if not group:
                     self.more = False
                     continue
-                self.videos[video] = _Video(source)
-                self._ask_text(video)
             else:
                 return
-            state = self.videos[video]
             actor = self.idle.popleft()
-            data = None
-            if state.source["location"].startswith(self.assembly.scratch):
-                with open(state.source["location"], "rb") as f:  # only the driver has it
-                    data = self.ray.put(f.read())
+            specs, data = [], []
+            for video in group:
+                source = self.videos[video].source
+                k = None
+                if source["location"].startswith(self.assembly.scratch):
+                    with open(source["location"], "rb") as f:  # only the driver has it
+                        data.append(self.ray.put(f.read()))
+                    k = len(data) - 1
+                specs.append((video, source, k))
             generator = actor.decode.options(_generator_backpressure_num_objects=2).remote(
-                video, state.source, self.frame_options, data
+                specs, self.frame_options, *data
             )
-            self.decoding.append(_Decoding(video, state.attempt, actor, generator))
+            attempts = {video: self.videos[video].attempt for video in group}
+            self.decoding.append(_Decoding(group, attempts, actor, generator))
+
+    def _group_size(self) -> int:
+        """Videos per decode call: about one encoder batch of frames, judged by the videos
+        decoded so far (one at a time until some are), so hour-long videos go one by one and
+        10-frame clips a batch's worth at a time."""
+        if self.options.group_videos:
+            return self.options.group_videos
+        if not self.frame_counts[0]:
+            return 1
+        mean = self.frame_counts[1] / self.frame_counts[0]
+        return int(min(MAX_GROUP, max(1, self.batch_size // max(mean, 1.0))))
 
     def _step(self) -> None:
         """Wait for the next header, frames or embeddings, and act on it."""
@@ -319,7 +412,7 @@ class _Run:
         ready, _ = ray.wait(waitables, num_returns=1, timeout=1.0)
         self._check_stalls(paused=not pulling)
         if not ready:
-            if not self.more and not self.queue and not any(d.frames_next for d in self.decoding):
+            if not self.more and not self.queue and all(d.header is None for d in self.decoding):
                 self._flush(force=True)  # the last videos: no full batch will come
             return
         item = ready[0]
@@ -337,25 +430,18 @@ class _Run:
 
     def _pull(self, d: _Decoding) -> None:
         ray = self.ray
-        video = self.videos[d.video]
         try:
             ref = next(d.generator)
-            if d.frames_next:
-                n, d.frames_next = d.frames_next, 0
-                if video.attempt == d.attempt:
-                    video.parts.append(None)
-                    video.pending += 1
-                    part = len(video.parts) - 1
-                    self.batch.append(_Piece(d.video, d.attempt, part, ref, n, d.shape))
-                    self.held += n
-                    self._flush()
+            if d.header is not None:  # the frames the last header announced
+                header, d.header = d.header, None
+                self._frames_in(d, header, ref)
+                self._records_in(d, header["records"])
             else:
                 header = ray.get(ref)
-                if header.get("record") is not None:
-                    self._release(d)  # its last item: the actor may take the next video
-                    self._decoded(d, header["record"])
+                if header["parts"]:
+                    d.header = header
                 else:
-                    d.frames_next, d.shape = header["n"], tuple(header["shape"])
+                    self._records_in(d, header["records"])
             d.last = time.monotonic()
         except StopIteration:
             if d in self.decoding:
@@ -363,15 +449,36 @@ class _Run:
         except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
             self._decoder_died(d, exc)
 
-    def _decoded(self, d: _Decoding, record: dict) -> None:
-        video = self.videos[d.video]
-        if video.attempt != d.attempt:
+    def _frames_in(self, d: _Decoding, header: dict, ref) -> None:
+        segments, lo = [], 0
+        for video, n in header["parts"]:
+            state = self.videos.get(video)
+            if state is not None and state.attempt == d.attempts[video]:
+                state.parts.append(None)
+                state.pending += 1
+                segments.append(_Segment(video, state.attempt, len(state.parts) - 1, lo, n))
+            lo += n
+        if segments:  # else every video in it was decoded again meanwhile
+            self.batch.append(_Piece(ref, lo, tuple(header["shape"]), tuple(segments)))
+            self.held += lo
+            self._flush()
+
+    def _records_in(self, d: _Decoding, records: list) -> None:
+        for video, record in records:
+            d.done += 1
+            self._decoded(video, d.attempts[video], record)
+
+    def _decoded(self, index: int, attempt: int, record: dict) -> None:
+        video = self.videos.get(index)
+        if video is None or video.attempt != attempt:
             return
+        if record["status"] != SUCCESS:  # frames already sent are of no use
+            self._requeue(index, again=False)
+        elif record.get("n_frames"):
+            self.frame_counts[0] += 1
+            self.frame_counts[1] += record["n_frames"]
         video.record = record
-        if record["status"] != SUCCESS:
-            self._drop_pieces(d.video)
-            video.parts, video.pending = [], 0
-        self._maybe_finish(d.video)
+        self._maybe_finish(index)
 
     def _release(self, d: _Decoding) -> None:
         self.decoding.remove(d)
@@ -386,26 +493,48 @@ class _Run:
         self.starting[fresh.pid.remote()] = fresh
 
     def _decoder_died(self, d: _Decoding, exc: Exception) -> None:
-        """Replace the actor; decode the video again from scratch (or fail it)."""
+        """Replace the actor; decode its unfinished videos again from scratch."""
         self.decoding.remove(d)
         self._replace_decoder(d.actor)
-        video = self.videos[d.video]
-        if video.attempt != d.attempt or video.record is not None:
+        self._give_back(d, f"decode worker lost: {type(exc).__name__}: {exc}", FAILED_TO_DECODE)
+
+    def _give_back(self, d: _Decoding, why: str, status: str) -> None:
+        """A lost decode is charged to its video when it was the only one left in its group;
+        otherwise nobody can tell which video it was on (a decoder sends records in batches),
+        so each is decoded again alone, where a loss is its own."""
+        rest = d.videos[d.done :]
+        if len(rest) == 1:
+            if self._decoding_now(rest[0], d):
+                self._restart(rest[0], why, status)
             return
-        self._restart(d.video, f"decode worker lost: {type(exc).__name__}: {exc}")
+        for video in reversed([v for v in rest if self._decoding_now(v, d)]):
+            self.redone += 1
+            self._requeue(video)
+
+    def _decoding_now(self, index: int, d: _Decoding) -> bool:
+        video = self.videos.get(index)
+        return video is not None and video.attempt == d.attempts[index] and video.record is None
+
+    def _requeue(self, index: int, again: bool = True) -> None:
+        """Forget what this decode of the video sent; ``again``: decode it once more."""
+        video = self.videos[index]
+        video.attempt += 1
+        video.parts, video.pending, video.record = [], 0, None
+        self._prune_batch()
+        if again:
+            self.queue.appendleft(index)
 
     def _restart(self, index: int, why: str, status: str = FAILED_TO_DECODE) -> None:
         video = self.videos[index]
-        self._drop_pieces(index)
-        video.attempt += 1
-        video.parts, video.pending, video.record = [], 0, None
-        if video.attempt >= self.options.max_attempts or status == TIMEOUT:
-            record = {"status": status, "error_message": why, "n_frames": 0, "timestamps": []}
-            video.record = record
+        video.failures += 1
+        if video.failures >= self.options.max_attempts or status == TIMEOUT:
+            self._requeue(index, again=False)
+            video.record = {"status": status, "error_message": why, "n_frames": 0,
+                            "timestamps": []}  # fmt: skip
             self._maybe_finish(index)
         else:
             self.redone += 1
-            self.queue.appendleft(index)
+            self._requeue(index)
 
     def _check_stalls(self, paused: bool) -> None:
         now = time.monotonic()
@@ -415,7 +544,7 @@ class _Run:
         for d in [d for d in self.decoding if now - d.last > self.job.timeout]:
             self.decoding.remove(d)
             self._replace_decoder(d.actor)
-            self._restart(d.video, f"no progress for {self.job.timeout:g} s", TIMEOUT)
+            self._give_back(d, f"no progress for {self.job.timeout:g} s", TIMEOUT)
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -448,35 +577,37 @@ class _Run:
             # The encoder died, or a decoder died before its frames were stored.
             if getattr(exc, "actor_id", None) == encoder._actor_id.hex():
                 self._replace_encoder(encoder)
-            for video in {p.video for p in pieces if self._current(p)}:
+            current = {s.video for p in pieces for s in p.segments if self._current(s)}
+            for video in sorted(current):
                 self._restart(video, f"encoder lost: {type(exc).__name__}: {exc}")
             return
         except ray.exceptions.RayTaskError as exc:  # e.g. out of memory: these videos fail
             if isinstance(exc.cause, EncoderFidelityError):
                 raise exc.cause from None  # the engine cannot be trusted: the run stops
-            for p in pieces:
-                if self._current(p):
-                    video = self.videos[p.video]
-                    video.error = f"encoding failed: {exc.cause!r}"
-                    video.pending -= 1
-                    self._maybe_finish(p.video)
+            for seg in [s for p in pieces for s in p.segments if self._current(s)]:
+                video = self.videos[seg.video]
+                video.error = f"encoding failed: {exc.cause!r}"
+                video.pending -= 1
+                self._maybe_finish(seg.video)
             return
         lo = 0
         for p in pieces:
-            if self._current(p):
-                video = self.videos[p.video]
-                video.parts[p.part] = embeddings[lo : lo + p.n]
-                video.pending -= 1
-                self._maybe_finish(p.video)
+            for seg in p.segments:
+                if self._current(seg):
+                    video = self.videos[seg.video]
+                    video.parts[seg.part] = embeddings[lo + seg.lo : lo + seg.lo + seg.n]
+                    video.pending -= 1
+                    self._maybe_finish(seg.video)
             lo += p.n
 
-    def _current(self, piece) -> bool:
-        video = self.videos.get(piece.video)
-        return video is not None and video.attempt == piece.attempt
+    def _current(self, segment: _Segment) -> bool:
+        video = self.videos.get(segment.video)
+        return video is not None and video.attempt == segment.attempt
 
-    def _drop_pieces(self, index: int) -> None:
-        kept = [p for p in self.batch if p.video != index]
-        self.held -= sum(p.n for p in self.batch if p.video == index)
+    def _prune_batch(self) -> None:
+        """Drop waiting pieces none of whose videos still wants them."""
+        kept = [p for p in self.batch if any(self._current(s) for s in p.segments)]
+        self.held -= sum(p.n for p in self.batch) - sum(p.n for p in kept)
         self.batch = kept
 
     def _replace_encoder(self, dead) -> None:

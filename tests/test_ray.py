@@ -182,6 +182,60 @@ def test_decode_actor_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
     assert_every_row_once(dest, 10)
 
 
+def test_grouped_decoding_same_shards_as_one_by_one(cluster, clips, checkpoint, tmp_path):
+    """Several videos per decode call (with a failed row and a window among them) give the
+    same shards as one video per call, and the local executor."""
+    bad = f"{tmp_path}/missing.mp4,missing,,,train"
+    window = f"{clips[3]},a window,1.0,2.0,val"
+    table = table_of(tmp_path, clips[:7], [bad, window])
+    for group in (1, 4):
+        job = job_for(table, tmp_path / f"group{group}", checkpoint)
+        summary = encode_dataset_ray(job, RayOptions(encoder_cpus=0, group_videos=group),
+                                     progress=False)  # fmt: skip
+        assert summary["successes"] == 8 and summary["failed"] == 1
+    one, one_parquet = read_shards(tmp_path / "group1")
+    grouped, grouped_parquet = read_shards(tmp_path / "group4")
+    assert grouped_parquet == one_parquet and list(grouped) == list(one)
+    for key, theirs in one.items():
+        assert grouped[key]["json"] == theirs["json"]
+        np.testing.assert_allclose(grouped[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+
+
+def test_decode_actor_killed_mid_group(cluster, clips, checkpoint, tmp_path):
+    """A group's lost decode is charged to none of its videos (nobody knows which one the
+    actor was on): each is decoded again alone, where a loss would be its own."""
+    table = table_of(tmp_path, clips)
+    dest = tmp_path / "killed_group"
+    job = job_for(table, dest, checkpoint)
+    thread, result = run_in_thread(job, RayOptions(encoder_cpus=0, group_videos=5,
+                                                   max_attempts=1))  # fmt: skip
+    victim = wait_for_decoding()[0]
+    victim.kill()
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    statuses = [r["status"] for rows in read_shards(dest)[1].values() for r in rows]
+    # max_attempts=1, yet no row fails unless the kill came with one video left in the group
+    assert statuses.count("failed_to_decode") <= 1 and statuses.count("success") >= 9
+    assert result["summary"]["redone"] >= 2 or statuses.count("failed_to_decode") == 1
+    samples, parquet = read_shards(dest)
+    keys = [r["key"] for rows in parquet.values() for r in rows]
+    assert len(keys) == len(set(keys)) == 10 and sorted(samples) == sorted(keys)
+
+
+def test_a_stalled_video_times_out_alone_in_its_group(cluster, clips, checkpoint, tmp_path,
+                                                      http_root):  # fmt: skip
+    table = table_of(tmp_path, [clips[0], f"{http_root}/stall.mp4", *clips[1:4]])
+    dest = tmp_path / "stalled"
+    job = job_for(table, dest, checkpoint, timeout=3.0)
+    began = time.monotonic()
+    summary = encode_dataset_ray(job, RayOptions(encoder_cpus=0, group_videos=5), progress=False)
+    assert time.monotonic() - began < 120
+    rows = [r for rows in read_shards(dest)[1].values() for r in rows]
+    assert [r["status"] for r in rows] == ["success", "timeout"] + ["success"] * 3
+    assert "no progress for 3 s" in rows[1]["error_message"]
+    assert summary["successes"] == 4
+
+
 def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
     cluster_, workers = cluster
     table = table_of(tmp_path, clips)
