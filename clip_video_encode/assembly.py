@@ -51,6 +51,16 @@ def extra_types(shard) -> dict | None:
             for c in shard.columns.save}  # fmt: skip
 
 
+def videos_to_do(run: dict) -> int | None:
+    """Videos a run will do, when known up front (not for tar input, whose size shows on
+    reading)."""
+    shards, retries = run["todo"], run["retries"]
+    if all(s.size is not None for s in shards):
+        return sum(len(retries[s.name].positions) if s.name in retries else s.size
+                   for s in shards)  # fmt: skip
+    return None
+
+
 class Assembly:
     def __init__(
         self,
@@ -76,12 +86,7 @@ class Assembly:
 
     @property
     def total(self) -> int | None:
-        """Videos to do, when known up front (not for tar input, whose size shows on reading)."""
-        if all(s.size is not None for s in self.shards):
-            retries = self.run["retries"]
-            return sum(len(retries[s.name].positions) if s.name in retries else s.size
-                       for s in self.shards)  # fmt: skip
-        return None
+        return videos_to_do(self.run)
 
     def sources(self) -> Iterator[dict]:
         """Videos to decode, in shard order, as ``{"location", "start", "end"}``; the n-th

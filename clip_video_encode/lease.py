@@ -129,22 +129,11 @@ class Lease:
             self.fs.pipe_file(self.path, self._content())
 
     def _read(self) -> dict | None:
-        """The lease there now; None if there is none. One that cannot be parsed (a torn
-        write on a disk that lost power) counts as stale."""
-        try:
-            if self.local:
-                with open(self.path, "rb") as f:
-                    data = f.read()
-            else:
-                self.fs.invalidate_cache(self.dest)
-                data = self.fs.cat_file(self.path)
-        except FileNotFoundError:
-            return None
-        try:
-            held = json.loads(data)
-        except ValueError:
-            return {"heartbeat": 0}
-        return held if isinstance(held, dict) else {"heartbeat": 0}
+        return _read_lease(self.fs, self.dest, self.path, self.local)
+
+    def checker(self) -> LeaseCheck:
+        """The check before a commit, for processes other than this one (Ray pipelines)."""
+        return LeaseCheck(self.fs, self.dest, self.path, self.local, self.run_id, self.seconds)
 
     def _takeable(self, held: dict) -> bool:
         if held.get("run_id") == self.run_id:
@@ -169,11 +158,7 @@ class Lease:
     def _notice_takeover(self, held: dict | None) -> bool:
         if held is None or held.get("run_id") in (None, self.run_id):
             return False
-        self.lost = (
-            f"another run took the lease of {self.dest} (this run went"
-            f" {self.seconds:.0f} s without renewing it): stopped before"
-            " committing another shard. The committed shards are kept."
-        )
+        self.lost = _lost_message(self.dest, self.seconds)
         return True
 
     def _beat(self) -> None:
@@ -184,6 +169,51 @@ class Lease:
                 self._write()
             except Exception:
                 continue  # a blip of the store: the next beat tries again, well within seconds
+
+
+class LeaseCheck:
+    """Raises :class:`LeaseLost` when another run holds the lease: what a process that
+    commits shards for this run calls before each commit. Picklable; the lease's holder
+    keeps the heartbeat."""
+
+    def __init__(self, fs, dest: str, path: str, local: bool, run_id: str, seconds: float):
+        self.fs, self.dest, self.path, self.local = fs, dest, path, local
+        self.run_id, self.seconds = run_id, seconds
+
+    def __call__(self) -> None:
+        try:
+            held = _read_lease(self.fs, self.dest, self.path, self.local)
+        except Exception:  # a store that cannot be read just now: the holder's heartbeat decides
+            return
+        if held is not None and held.get("run_id") not in (None, self.run_id):
+            raise LeaseLost(_lost_message(self.dest, self.seconds))
+
+
+def _read_lease(fs, dest: str, path: str, local: bool) -> dict | None:
+    """The lease there now; None if there is none. One that cannot be parsed (a torn write on
+    a disk that lost power) counts as stale."""
+    try:
+        if local:
+            with open(path, "rb") as f:
+                data = f.read()
+        else:
+            fs.invalidate_cache(dest)
+            data = fs.cat_file(path)
+    except FileNotFoundError:
+        return None
+    try:
+        held = json.loads(data)
+    except ValueError:
+        return {"heartbeat": 0}
+    return held if isinstance(held, dict) else {"heartbeat": 0}
+
+
+def _lost_message(dest: str, seconds: float) -> str:
+    return (
+        f"another run took the lease of {dest} (this run went {seconds:.0f} s without"
+        " renewing it): stopped before committing another shard. The committed shards are"
+        " kept."
+    )
 
 
 def _alive(pid) -> bool:

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 from video2numpy.video import FrameOptions, Task, sample_video
 
-from .assembly import Assembly
+from .assembly import Assembly, videos_to_do
 from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input, record_in_run
 from .encoder import Encoder, EncoderFidelityError, EncoderOptions, cosine_to
 from .lease import Lease
@@ -56,6 +56,7 @@ class RayOptions:
     encoder_gpus: float | None = None  # GPUs per encoder (None: 1 if the cluster has GPUs)
     encoder_threads: int | None = None  # torch threads of a CPU encoder (None: its node's cores)
     max_attempts: int = 3  # decodes of one video whose actor died, before it is failed
+    pipelines: int | None = None  # lanes of decoders+encoders, each writing its own shards
     group_videos: int | None = None  # videos per decode call (None: about a batch of frames)
     local_cpus: int | None = None  # CPUs of a Ray instance started here (None: all)
 
@@ -224,6 +225,44 @@ class Actors(NamedTuple):
     encode: type = EncodeWorker
 
 
+@dataclass(frozen=True)
+class Pools:
+    """The actors one lane starts and drives."""
+
+    decoders: int
+    encoders: int
+    encoder_gpus: float  # per encoder
+    encoder_cpus: float  # per encoder
+
+
+def plan_pools(options: RayOptions, resources: dict, driver_cpus: int) -> list[Pools]:
+    """The cluster's decoders and encoders, split into lanes (one per ``--pipelines``).
+
+    Pool sizes follow the resources present now; on an autoscaling cluster, name them
+    (--decoders, --encoders, --encoder-gpus) and the autoscaler adds the nodes. A lane is one
+    process on the driver's machine that schedules its videos and writes its shards: one per
+    encoder at most (a lane without an encoder has nothing to do), and by default one per
+    encoder while the driver's machine has two cores for each (measured: a lane keeps up
+    with about one GPU's 10-frame clips, ``bench/driver_ceiling.py``); no GPU, one lane."""
+    gpus = int(resources.get("GPU", 0))
+    cpus = int(resources.get("CPU", 1))
+    gpu_each = options.encoder_gpus if options.encoder_gpus is not None else min(gpus, 1)
+    n_encoders = options.encoders or (int(gpus // gpu_each) if gpu_each else 1)
+    encoder_cpus = 0 if gpu_each else options.encoder_cpus
+    # Leave the encoders their CPUs: decoders asking for every CPU would starve them.
+    n_decoders = options.decoders or max(1, int(cpus - n_encoders * encoder_cpus))
+    lanes = options.pipelines or (min(n_encoders, driver_cpus // 2) if gpu_each else 1)
+    lanes = max(1, min(lanes, n_encoders, n_decoders))
+    return [
+        Pools(_share(n_decoders, lanes, i), _share(n_encoders, lanes, i), gpu_each, encoder_cpus)
+        for i in range(lanes)
+    ]
+
+
+def _share(total: int, parts: int, i: int) -> int:
+    return total // parts + (i < total % parts)
+
+
 def encode_dataset_ray(
     job: EncodeJob,
     options: RayOptions | None = None,
@@ -234,6 +273,7 @@ def encode_dataset_ray(
     import ray
 
     options = options or RayOptions()
+    actors = actors or Actors()
     read = read_input(job)  # before any actor: unusable input fails at once, nothing created
     started_here = not ray.is_initialized()
     if started_here:
@@ -241,42 +281,102 @@ def encode_dataset_ray(
         init = {"address": address} if address else {"num_cpus": options.local_cpus}
         ray.init(**init, log_to_driver=False, configure_logging=False)
     try:
-        return _Run(job, options, progress, read, actors or Actors()).go()
+        pools = plan_pools(options, ray.cluster_resources(), os.cpu_count() or 1)
+        if len(pools) > 1:
+            from .ray_pipelines import encode_in_pipelines
+
+            return encode_in_pipelines(job, options, actors, pools, read, progress)
+        return _encode_in_driver(job, options, actors, pools[0], read, progress)
     finally:
         if started_here:
             ray.shutdown()
 
 
-class _Run:
-    def __init__(
-        self, job: EncodeJob, options: RayOptions, progress: bool | None, read: Input,
-        actors: Actors,
-    ) -> None:  # fmt: skip
+def _encode_in_driver(
+    job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools, read: Input,
+    progress: bool | None,
+) -> dict:  # fmt: skip
+    """One lane, run by the driver itself."""
+    lane = Lane(job, options, actors, pools)
+    try:
+        description, batch_size = lane.start()
+        fs, dest = open_destination(job.dest)
+        with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
+            run = prepare_run(job, description, fs, dest, read)
+            shown = Progress(run["summary"], videos_to_do(run), progress, pools)
+            try:
+                for finished in lane.steps(run, fs, dest, description, batch_size, lease.check):
+                    shown.advance(finished, lane.redone)
+            finally:
+                shown.close()
+                fidelity = lane.fidelity()
+                if fidelity:
+                    record_in_run(fs, dest, {"fidelity": fidelity})
+    finally:
+        lane.stop()
+    return {**run["summary"].finish(), "redone": lane.redone}
+
+
+class Progress:
+    """The driver's progress bar; without one (a cluster job's log), a line every 30 s."""
+
+    def __init__(self, summary, total: int | None, progress: bool | None, pools) -> None:
+        self.summary, self.total, self.pools = summary, total, pools
+        self.bar = tqdm(total=total, unit="video", desc="encode",
+                        disable=None if progress is None else not progress)  # fmt: skip
+        self.quiet = progress is False
+        self.done = 0
+        self.began = self.reported = time.monotonic()
+
+    def advance(self, videos: int, redone: int, every: float = 30.0) -> None:
+        if not videos:
+            return
+        self.done += videos
+        self.bar.update(videos)
+        now = time.monotonic()
+        if not self.bar.disable or self.quiet or now - self.reported < every:
+            return
+        self.reported = now
+        rate = self.done / max(now - self.began, 1e-9)
+        total = f"/{self.total}" if self.total is not None else ""
+        pools = self.pools if isinstance(self.pools, list) else [self.pools]
+        lanes = f", {len(pools)} pipelines" if len(pools) > 1 else ""
+        print(
+            f"clip-video-encode: {self.done}{total} videos ({rate:.2f}/s), shards"
+            f" {self.summary.done_shards}/{self.summary.todo} written,"
+            f" {sum(p.decoders for p in pools)} decoders,"
+            f" {sum(p.encoders for p in pools)} encoders{lanes}, {redone} redone",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Lane:
+    """Decoders and encoders driven by one process: hands videos to decoders in shard order,
+    batches their frames across videos to the encoders, and writes and commits shards.
+    The driver runs one; with ``--pipelines``, each pipeline actor runs one."""
+
+    def __init__(self, job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools):
         import ray
 
-        self.read = read
         self.ray, self.job, self.options = ray, job, options
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        cpus = int(resources.get("CPU", 1))
-        # Pool sizes follow the resources present now; on an autoscaling cluster, name them
-        # (--decoders, --encoders, --encoder-gpus) and the autoscaler adds the nodes.
-        gpu_each = options.encoder_gpus if options.encoder_gpus is not None else min(gpus, 1)
-        self.n_encoders = options.encoders or (int(gpus // gpu_each) if gpu_each else 1)
-        encoder_cpus = 0 if gpu_each else options.encoder_cpus
-        # Leave the encoders their CPUs: decoders asking for every CPU would starve them.
-        self.n_decoders = options.decoders or max(1, int(cpus - self.n_encoders * encoder_cpus))
+        self.n_encoders, self.n_decoders = pools.encoders, pools.decoders
         self.encoder_actor = ray.remote(actors.encode).options(
-            num_gpus=gpu_each, num_cpus=encoder_cpus, max_concurrency=1
+            num_gpus=pools.encoder_gpus, num_cpus=pools.encoder_cpus, max_concurrency=1
         )
         self.decoder_actor = ray.remote(actors.decode).options(num_cpus=1)
-        self.progress = progress
+        self.encoders: list = []
+        self.decoders: list = []
+        self.redone = 0  # decodes started again after an actor or node was lost
         self._finishing: _Video | None = None  # the video being written (for its caption)
 
-    def go(self) -> dict:
-        ray, job = self.ray, self.job
-        threads = self.options.encoder_threads
-        self.encoders = [self.encoder_actor.remote(job.encoder, threads) for _ in
+    def start(self) -> tuple[dict, int]:
+        """Start the actors; the encoder's description and batch size, once it has loaded."""
+        ray, threads = self.ray, self.options.encoder_threads
+        self.encoders = [self.encoder_actor.remote(self.job.encoder, threads) for _ in
                          range(self.n_encoders)]  # fmt: skip
         # Decoders start while the encoders load the model (frame options come per video).
         self.decoders = [self._new_decoder() for _ in range(self.n_decoders)]
@@ -286,22 +386,14 @@ class _Run:
             )
         except ray.exceptions.RayActorError as exc:  # the model failed to load: say why
             raise _load_error(exc) from exc
-        fs, dest = open_destination(job.dest)
-        try:
-            with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
-                run = prepare_run(job, description, fs, dest, self.read)
-                try:
-                    self._encode(run, fs, dest, description, batch_size, lease)
-                finally:
-                    self._record_fidelity(fs, dest)
-        finally:
-            for actor in self.decoders + self.encoders:
-                ray.kill(actor)
-        return {**run["summary"].finish(), "redone": self.redone}
+        return description, batch_size
 
-    def _record_fidelity(self, fs, dest: str) -> None:
-        """The worst of the encoders' first-batch checks (another engine than torch), in
-        ``run.json``."""
+    def stop(self) -> None:
+        for actor in self.decoders + self.encoders:
+            self.ray.kill(actor)
+
+    def fidelity(self) -> dict | None:
+        """The worst of the encoders' first-batch checks (another engine than torch)."""
         checks = []
         for encoder in self.encoders:
             try:
@@ -309,18 +401,19 @@ class _Run:
             except Exception:  # a lost encoder has nothing to say
                 continue
         checks = [c for c in checks if c]
-        if checks:
-            record_in_run(fs, dest, {"fidelity": min(checks, key=lambda c: c["min_cosine"])})
+        return min(checks, key=lambda c: c["min_cosine"]) if checks else None
 
-    def _encode(self, run: dict, fs, dest: str, description: dict, batch_size: int, lease):
+    def steps(self, run: dict, fs, dest: str, description: dict, batch_size: int, guard):
+        """Encode ``run["todo"]``'s shards; yields, as it goes, how many videos it finished
+        since the last yield. ``guard``: called before each commit (the lease)."""
         job = self.job
         similarity = self._similarity if job.caption_similarity else None
         self.texts: dict[object, int] = {}  # caption embedding ref -> video
         self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity,
-                                 guard=lease.check)  # fmt: skip
+                                 guard=guard)  # fmt: skip
         self.frame_options = run["frames"]
         self.batch_size = batch_size
-        # Frames the driver may hold refs to (decoded, not yet encoded) across all videos.
+        # Frames this lane may hold refs to (decoded, not yet encoded) across all videos.
         self.frames_limit = 4 * batch_size * self.n_encoders
         self.idle = deque(self.decoders)
         self.starting: dict[object, object] = {}  # pid ref -> replacement decoder starting
@@ -332,22 +425,18 @@ class _Run:
         self.held = 0  # frames in self.batch and in flight to encoders
         self.in_flight: dict[object, tuple[object, list]] = {}  # ref -> (encoder, pieces)
         self.load = {id(e): 0 for e in self.encoders}
-        self.bar = tqdm(total=self.assembly.total, unit="video", desc="encode",
-                        disable=None if self.progress is None else not self.progress)  # fmt: skip
         sources = enumerate(self.assembly.sources())
         self.more = True
-        self.redone = 0  # decodes started again after an actor or node was lost
-        self.began = self.reported = time.monotonic()
         try:
             while (self.more or self.queue or self.decoding or self.batch or self.in_flight
                or self.texts):  # fmt: skip
+                before = self.assembly.finished
                 self._start_decodes(sources)
                 self._step()
+                yield self.assembly.finished - before
         except BaseException:
             self.assembly.abort()
             raise
-        finally:
-            self.bar.close()
         self.assembly.close()
 
     # -- decoding ---------------------------------------------------------------------------
@@ -669,25 +758,6 @@ class _Run:
             self.texts.pop(video.text_ref, None)
         self._finishing = video
         self.assembly.finish(index, video.record, embeddings, video.error)
-        self.bar.update(1)
-        self._report()
-
-    def _report(self, every: float = 30.0) -> None:
-        """Without a progress bar (a cluster job's log), a line every ``every`` seconds."""
-        now = time.monotonic()
-        if not self.bar.disable or self.progress is False or now - self.reported < every:
-            return
-        self.reported = now
-        summary, done = self.assembly.summary, self.assembly.finished
-        rate = done / max(now - self.began, 1e-9)
-        total = f"/{self.assembly.total}" if self.assembly.total is not None else ""
-        print(
-            f"clip-video-encode: {done}{total} videos ({rate:.2f}/s), shards"
-            f" {summary.done_shards}/{summary.todo} written, {self.n_decoders} decoders,"
-            f" {self.n_encoders} encoders, {self.redone} redone",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def _load_error(exc: Exception) -> Exception:
