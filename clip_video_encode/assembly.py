@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ class Assembly:
         self.summary = run["summary"]
         self.slots: dict[int, Slot] = {}  # videos handed out and not yet finished
         self.writers: dict[int, ShardWriter] = {}
+        self.done_here: dict[int, tuple[Counter, list]] = {}  # shard -> its rows done here
         self.scratch = tempfile.mkdtemp(prefix="clip-video-encode-")
         self.finished = 0
 
@@ -171,6 +173,9 @@ class Assembly:
         sample = finish_sample(row, slot.index, record, embeddings, self.similarity, self.job)
         self.writers[slot.shard].add(sample)
         self.summary.count(sample.meta)
+        statuses, frames = self.done_here.setdefault(slot.shard, (Counter(), [0]))
+        statuses[sample.meta["status"]] += 1
+        frames[0] += sample.meta["n_frames"]
         self.finished += 1
         self._close_complete()
 
@@ -199,4 +204,8 @@ class Assembly:
             stats = self.writers.pop(s).close()
             if self.run.get("card") is not None and stats.get("json_fields"):
                 self.run["card"].add_fields(stats["json_fields"])
-            self.summary.shard_done(stats)
+            statuses, frames = self.done_here.pop(s, (Counter(), [0]))
+            # What this run did in the shard (all of it, but for --retry-failed), for an
+            # executor that counts committed shards rather than videos (Ray pipelines).
+            done = {"status_dict": dict(statuses), "frames": frames[0]}
+            self.summary.shard_done({**stats, "done_here": done})

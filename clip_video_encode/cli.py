@@ -137,6 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="GPUs per encoder actor (default: 1 if the cluster has GPUs now, else 0)",
     )
     group.add_argument(
+        "--pipelines",
+        type=int,
+        help="processes on the driver's machine that schedule videos and write shards, each"
+        " with its share of the decoders and encoders (default: one per GPU encoder, at most"
+        " one per two cores there; 1 without GPUs)",
+    )
+    group.add_argument(
         "--output-format",
         choices=["webdataset", "files"],
         default="webdataset",
@@ -225,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 encoders=args.encoders,
                 encoder_cpus=args.encoder_cpus,
                 encoder_gpus=args.encoder_gpus,
+                pipelines=args.pipelines,
             )
             summary = encode_dataset_ray(job, ray_options, progress)
         else:

@@ -62,14 +62,17 @@ class RayOptions:
 
 
 MAX_GROUP = 64  # videos per decode call at most: a lost decoder costs this many again
+# A decode call's length, about: longer groups leave decoders idle at the end of the input
+# while others finish theirs, and hold their frames back from the encoders.
+GROUP_SECONDS = 2.0
 
 
 class DecodeWorker:
     """Fetches, decodes and samples videos (a Ray actor, one CPU)."""
 
-    # A record waits for the next frames at most this long: the driver sees progress (and
-    # stalls) per video even in a group of slow ones.
-    record_wait: float = 1.0
+    # Frames and records wait for more at most this long: encoders get frames soon, and the
+    # driver sees progress (and stalls) per video even in a group of slow ones.
+    flush_seconds: float = 0.25
 
     def __init__(self) -> None:
         # Downloads and tar members live here only while their video is decoded.
@@ -104,7 +107,7 @@ class DecodeWorker:
                         yield from out.add(video, chunk.frames)
                     if chunk.record is not None:
                         out.records.append((video, chunk.record))
-                        if time.monotonic() - out.since > self.record_wait:
+                        if time.monotonic() - out.since > self.flush_seconds:
                             yield from out.flush()
             finally:
                 if path:
@@ -420,7 +423,7 @@ class Lane:
         self.videos: dict[int, _Video] = {}
         self.queue: deque[int] = deque()  # videos to (re)decode, before new sources
         self.decoding: list[_Decoding] = []
-        self.frame_counts = [0, 0]  # videos decoded, their frames: for _group_size
+        self.decoded = [0, 0, 0.0]  # videos decoded, their frames and seconds: _group_size
         self.batch: list[_Piece] = []  # frames waiting for a full batch
         self.held = 0  # frames in self.batch and in flight to encoders
         self.in_flight: dict[object, tuple[object, list]] = {}  # ref -> (encoder, pieces)
@@ -476,15 +479,18 @@ class Lane:
             self.decoding.append(_Decoding(group, attempts, actor, generator))
 
     def _group_size(self) -> int:
-        """Videos per decode call: about one encoder batch of frames, judged by the videos
-        decoded so far (one at a time until some are), so hour-long videos go one by one and
-        10-frame clips a batch's worth at a time."""
+        """Videos per decode call: about one encoder batch of frames, and no more than
+        ``GROUP_SECONDS`` of decoding, judged by the videos decoded so far (one at a time
+        until some are). Hour-long videos go one by one, 10-frame clips that decode fast a
+        batch's worth at a time."""
         if self.options.group_videos:
             return self.options.group_videos
-        if not self.frame_counts[0]:
+        videos, frames, seconds = self.decoded
+        if not videos:
             return 1
-        mean = self.frame_counts[1] / self.frame_counts[0]
-        return int(min(MAX_GROUP, max(1, self.batch_size // max(mean, 1.0))))
+        by_frames = self.batch_size / max(frames / videos, 1.0)
+        by_time = GROUP_SECONDS / max(seconds / videos, 1e-3)
+        return int(min(MAX_GROUP, max(1, by_frames if by_frames < by_time else by_time)))
 
     def _step(self) -> None:
         """Wait for the next header, frames or embeddings, and act on it."""
@@ -564,8 +570,9 @@ class Lane:
         if record["status"] != SUCCESS:  # frames already sent are of no use
             self._requeue(index, again=False)
         elif record.get("n_frames"):
-            self.frame_counts[0] += 1
-            self.frame_counts[1] += record["n_frames"]
+            self.decoded[0] += 1
+            self.decoded[1] += record["n_frames"]
+            self.decoded[2] += float(record.get("seconds") or 0.0)
         video.record = record
         self._maybe_finish(index)
 

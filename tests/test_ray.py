@@ -76,13 +76,13 @@ def read_shards(dest):
     return samples, parquet
 
 
-def job_for(table, dest, checkpoint, **kwargs):
+def job_for(table, dest, checkpoint, samples_per_shard=4, **kwargs):
     return EncodeJob(
         table,
         str(dest),
         FrameOptions(Sampling(fps=4)),
         EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=8),
-        samples_per_shard=4,
+        samples_per_shard=samples_per_shard,
         **kwargs,
     )
 
@@ -236,6 +236,65 @@ def test_a_stalled_video_times_out_alone_in_its_group(cluster, clips, checkpoint
     assert summary["successes"] == 4
 
 
+def pipelines_table(tmp_path, clips, rows=12):
+    """Several shards per pipeline; a row whose file arrives later and, in its shard, a
+    window past the end of its video (no frames: not retried)."""
+    paths = [clips[i % len(clips)] for i in range(rows)]
+    later = [f"{tmp_path}/arrives-later.mp4,missing,,,train", f"{clips[0]},past,50,60,train"]
+    return table_of(tmp_path, paths, later)
+
+
+def test_pipelines_write_the_same_shards_as_the_local_executor(cluster, clips, checkpoint,
+                                                               tmp_path):  # fmt: skip
+    table = pipelines_table(tmp_path, clips)
+    ray_dest, local_dest = tmp_path / "pipelines", tmp_path / "local"
+    common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
+              "--samples-per-shard", "3", "--quiet", "--precision", "fp32"]  # fmt: skip
+    pipelines = ["--distributor", "ray", "--pipelines", "2", "--encoders", "2",
+                 "--encoder-cpus", "0"]  # fmt: skip
+    assert main([table, "--dest", str(ray_dest), *pipelines, *common]) == 1
+    assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 1
+    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
+    ray_samples, ray_parquet = read_shards(ray_dest)
+    local_samples, local_parquet = read_shards(local_dest)
+    assert ray_parquet == local_parquet and list(ray_samples) == list(local_samples)
+    for key, theirs in local_samples.items():
+        assert ray_samples[key]["json"] == theirs["json"]
+        np.testing.assert_allclose(ray_samples[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+    assert json.loads((ray_dest / "run.json").read_text())["shards"] == 5
+    # --retry-failed: the file is there now. The run counts what it did (the retried row, a
+    # success), not the shard's untouched no-frames row: exit 0, as the local executor.
+    shutil.copy(clips[1], tmp_path / "arrives-later.mp4")
+    assert main([table, "--dest", str(ray_dest), *pipelines, *common, "--retry-failed"]) == 0
+    assert main([table, "--dest", str(local_dest), "--workers", "1", *common,
+                 "--retry-failed"]) == 0  # fmt: skip
+    assert read_shards(ray_dest)[1] == read_shards(local_dest)[1]
+
+
+def test_a_pipeline_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
+    """A pipeline (scheduling, writing and committing shards) killed mid-shard: its shard is
+    given back and done by a fresh pipeline, every row once, counts from committed shards."""
+    table = pipelines_table(tmp_path, clips)
+    dest = tmp_path / "pipeline_killed"
+    job = job_for(table, dest, checkpoint, samples_per_shard=3)
+    thread, result = run_in_thread(job, RayOptions(encoder_cpus=0, encoders=2, pipelines=2))
+    wait_for_process("ray::Pipeline.run")
+    wait_for_decoding()
+    victim = wait_for_process("ray::Pipeline.run")
+    victim.kill()
+    thread.join(timeout=300)
+    assert "error" not in result, result.get("error")
+    summary = result["summary"]
+    assert summary["videos"] == 14 and summary["successes"] == 12 and summary["failed"] == 2
+    assert summary["shards_written"] == 5 and summary["redone"] >= 1
+    samples, parquet = read_shards(dest)
+    keys = [r["key"] for rows in parquet.values() for r in rows]
+    assert len(keys) == len(set(keys)) == 14 and sorted(samples) == sorted(keys)
+    statuses = [r["status"] for rows in parquet.values() for r in rows]
+    assert statuses.count("success") == 12
+    assert not [n for n in os.listdir(dest) if "partial" in n or n.startswith(".")]
+
+
 def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
     cluster_, workers = cluster
     table = table_of(tmp_path, clips)
@@ -252,7 +311,10 @@ def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
     assert_every_row_once(dest, 10)
 
 
-def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path):
+@pytest.mark.parametrize("pipelines", [1, 2])
+def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path, pipelines):
+    """Killed, the driver takes its pipelines with it (Ray kills the actors it owns); a
+    rerun resumes at the uncommitted shards."""
     import signal
     import subprocess
     import sys
@@ -260,10 +322,12 @@ def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path):
     cluster_, _ = cluster
     table = table_of(tmp_path, clips)
     dest = tmp_path / "resumed"
+    per_shard = 4 if pipelines == 1 else 2
     argv = [sys.executable, "-m", "clip_video_encode.cli", table, "--dest", str(dest),
             "--distributor", "ray", "--model", MODEL, "--pretrained", checkpoint, "--fps", "4",
-            "--batch-size", "8", "--samples-per-shard", "4", "--precision", "fp32",
-            "--encoder-cpus", "0", "--quiet"]  # fmt: skip
+            "--batch-size", "8", "--samples-per-shard", str(per_shard), "--precision", "fp32",
+            "--encoder-cpus", "0", "--quiet", "--pipelines", str(pipelines),
+            "--encoders", str(pipelines)]  # fmt: skip
     env = {**os.environ, "RAY_ADDRESS": cluster_.address}
     driver = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -272,9 +336,11 @@ def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path):
         time.sleep(0.05)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    assert not (dest / "00002_stats.json").exists()  # killed mid-run
-    job = job_for(table, dest, checkpoint)
-    summary = encode_dataset_ray(job, RayOptions(encoder_cpus=0), progress=False)
+    last = 10 // per_shard - 1
+    assert not (dest / f"{last:05d}_stats.json").exists()  # killed mid-run
+    job = job_for(table, dest, checkpoint, samples_per_shard=per_shard)
+    options = RayOptions(encoder_cpus=0, pipelines=pipelines, encoders=pipelines)
+    summary = encode_dataset_ray(job, options, progress=False)
     assert summary["shards_skipped"] >= 1 and summary["shards_written"] >= 1
     assert_every_row_once(dest, 10)
     assert not [n for n in os.listdir(dest) if "partial" in n or n.startswith(".")]

@@ -1,0 +1,273 @@
+"""Several lanes for a cluster whose encoders outrun one driver process (``--pipelines``).
+
+One process can schedule and write only so many videos a second (``bench/driver_ceiling.py``
+measures it); eight GPUs encoding 10-frame clips make more. So the cluster's decoders and
+encoders are split into pipelines: actors on the driver's machine, each running the same
+:class:`~.ray_executor.Lane` the driver runs alone, with its own decoders and encoders. They
+take shards one at a time from a queue and commit them themselves; the driver keeps the
+lease, the run's plan and the exactly-once bookkeeping:
+
+- the queue (an actor) knows which pipeline holds which shard; a pipeline that dies (its
+  process killed, the OOM killer) gives its shards back, and the driver puts back those
+  without a commit marker; one committed just before the death is counted from its marker;
+- a pipeline's decoders and encoders are its own actors and die with it; a fresh pipeline
+  takes its place;
+- the run's counts come from committed shards' stats, so a shard done twice (lost, then
+  redone) counts once;
+- pipelines run on the driver's machine, so input tars and tables on its disk are read as
+  in a one-lane run, and a driver that dies takes them with it: a rerun resumes at the
+  uncommitted shards, as always.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, deque
+
+from .assembly import videos_to_do
+from .dataset import EncodeJob, Input, Summary, open_destination, prepare_run, record_in_run
+from .lease import Lease
+from .ray_executor import Actors, Lane, Pools, Progress, RayOptions, _load_error
+from .writer import stats_path
+
+REPORT_SECONDS = 0.5  # a pipeline reports its progress at most this often (and on commits)
+
+
+class Stopped(Exception):
+    """The driver asked this pipeline to stop (it is stopping the run)."""
+
+
+class ShardQueue:
+    """The shards left to do, by their position in the run's list (a Ray actor): which
+    pipeline holds which is known here, where no pipeline's death can lose it."""
+
+    def __init__(self, n: int) -> None:
+        self.todo = deque(range(n))
+        self.held: dict[int, set[int]] = {}
+
+    def take(self, pipeline: int) -> int | None:
+        if not self.todo:
+            return None
+        shard = self.todo.popleft()
+        self.held.setdefault(pipeline, set()).add(shard)
+        return shard
+
+    def done(self, pipeline: int, shard: int) -> None:
+        self.held.get(pipeline, set()).discard(shard)
+
+    def lost(self, pipeline: int) -> list[int]:
+        """The shards a dead pipeline held; the driver puts back those not committed."""
+        return sorted(self.held.pop(pipeline, set()))
+
+    def give_back(self, shards: list[int]) -> None:
+        self.todo.extendleft(reversed(shards))
+
+
+class _Counted(Summary):
+    """A pipeline's summary: remembers the shards it committed, for its next report."""
+
+    def __init__(self, dest: str) -> None:
+        super().__init__(0, 0, dest)
+        self.committed: list[dict] = []
+
+    def shard_done(self, stats: dict) -> None:
+        super().shard_done(stats)
+        self.committed.append(stats)
+
+
+class Pipeline:
+    """One lane in its own process on the driver's machine (a Ray actor)."""
+
+    def __init__(self, job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools):
+        self.lane = Lane(job, options, actors, pools)
+        self.job = job
+        self.started: tuple[dict, int] | None = None
+        self.stopping = threading.Event()
+
+    def start(self) -> tuple[dict, int]:
+        if self.started is None:
+            self.started = self.lane.start()
+        return self.started
+
+    def stop_soon(self) -> None:
+        """Stop at the next step, removing the shard in progress (the driver is stopping)."""
+        self.stopping.set()
+
+    def run(self, plan: dict, queue, number: int, guard):
+        """Take shards from ``queue`` and encode them; yields reports: ``{"videos": n,
+        "committed": [stats, ...], "redone": n}``, and lastly the encoders' ``fidelity``."""
+        import ray
+
+        description, batch_size = self.start()
+        fs, dest = open_destination(self.job.dest)
+        summary = _Counted(dest)
+        todo = plan["todo"]
+        positions = {shard.name: i for i, shard in enumerate(todo)}
+
+        def taken():
+            while (i := ray.get(queue.take.remote(number))) is not None:
+                yield todo[i]
+
+        run = {**plan, "todo": taken(), "card": None, "summary": summary}
+        videos, reported = 0, time.monotonic()
+        for finished in self.lane.steps(run, fs, dest, description, batch_size, guard):
+            if self.stopping.is_set():
+                raise Stopped("the driver stopped the run")
+            videos += finished
+            if summary.committed or time.monotonic() - reported > REPORT_SECONDS:
+                for stats in summary.committed:
+                    queue.done.remote(number, positions[stats["shard"]])
+                yield {"videos": videos, "committed": summary.committed,
+                       "redone": self.lane.redone}  # fmt: skip
+                summary.committed, videos, reported = [], 0, time.monotonic()
+        for stats in summary.committed:
+            queue.done.remote(number, positions[stats["shard"]])
+        yield {"videos": videos, "committed": summary.committed, "redone": self.lane.redone,
+               "fidelity": self.lane.fidelity()}  # fmt: skip
+
+
+def encode_in_pipelines(
+    job: EncodeJob, options: RayOptions, actors: Actors, pools: list[Pools], read: Input,
+    progress: bool | None,
+) -> dict:  # fmt: skip
+    """Run ``job`` with one pipeline per entry of ``pools``; the run's summary."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    # Threaded, so that stop_soon reaches a pipeline busy in run.
+    pipeline_actor = ray.remote(Pipeline).options(
+        num_cpus=0, scheduling_strategy=here, max_concurrency=2
+    )
+    pipelines = {i: pipeline_actor.remote(job, options, actors, p) for i, p in enumerate(pools)}
+    try:
+        started = ray.get([p.start.remote() for p in pipelines.values()])
+    except ray.exceptions.RayTaskError as exc:  # the model failed to load: say why
+        for pipeline in pipelines.values():
+            ray.kill(pipeline)
+        raise _load_error(exc.cause) from None
+    description, batch_size = started[0]
+    fs, dest = open_destination(job.dest)
+    try:
+        with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
+            run = prepare_run(job, description, fs, dest, read)
+            driver = _Driver(run, fs, dest, lease, pipelines, pools, progress, here)
+            driver.go(pipeline_actor, job, options, actors)
+    finally:
+        for pipeline in pipelines.values():
+            ray.kill(pipeline)
+    return {**run["summary"].finish(), "redone": driver.redone}
+
+
+class _Driver:
+    """The driver's side: hands the plan to the pipelines, follows their reports, replaces
+    pipelines that die, and keeps the run's counts from committed shards."""
+
+    def __init__(self, run: dict, fs, dest: str, lease: Lease, pipelines: dict, pools, progress,
+                 here):  # fmt: skip
+        import ray
+
+        self.here = here  # the driver's node, where pipelines and the queue run
+        self.ray, self.run, self.fs, self.dest, self.lease = ray, run, fs, dest, lease
+        self.pipelines, self.pools = pipelines, pools
+        self.summary: Summary = run["summary"]
+        self.shown = Progress(self.summary, videos_to_do(run), progress, pools)
+        self.generation = Counter()  # pipeline -> how many times it was replaced
+        self.redone_by: dict[tuple[int, int], int] = {}  # a pipeline's lane's redone decodes
+        self.lost_videos = 0  # videos of shards given back by dead pipelines
+        self.fidelity: list[dict] = []
+
+    @property
+    def redone(self) -> int:
+        return sum(self.redone_by.values()) + self.lost_videos
+
+    def go(self, pipeline_actor, job, options, actors) -> None:
+        ray = self.ray
+        self.queue = ray.remote(ShardQueue).options(num_cpus=0, scheduling_strategy=self.here)
+        self.queue = self.queue.remote(len(self.run["todo"]))
+        plan = ray.put({k: self.run[k] for k in ("todo", "retries", "frames", "captions")})
+        guard = self.lease.checker()
+        running = {p.run.remote(plan, self.queue, i, guard): i for i, p in self.pipelines.items()}
+        try:
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+                self.lease.check()  # a run that lost its lease stops, whoever commits
+                for generator in ready:
+                    number = running[generator]
+                    try:
+                        report = ray.get(next(generator))
+                    except StopIteration:
+                        del running[generator]
+                        continue
+                    except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError):
+                        del running[generator]
+                        fresh = self._replace(number, pipeline_actor, job, options, actors)
+                        running[fresh.run.remote(plan, self.queue, number, guard)] = number
+                        continue
+                    except ray.exceptions.RayTaskError as exc:  # as a one-lane run raises it
+                        raise (exc.cause if isinstance(exc.cause, Exception) else exc) from None
+                    self._take(number, report)
+        except BaseException:
+            self._stop_all(running)
+            raise
+        finally:
+            self.shown.close()
+            if self.fidelity:
+                worst = min(self.fidelity, key=lambda c: c["min_cosine"])
+                record_in_run(self.fs, self.dest, {"fidelity": worst})
+
+    def _take(self, number: int, report: dict) -> None:
+        for stats in report["committed"]:
+            self._count(stats)
+        self.redone_by[number, self.generation[number]] = report["redone"]
+        if report.get("fidelity"):
+            self.fidelity.append(report["fidelity"])
+        self.shown.advance(report["videos"], self.redone)
+
+    def _count(self, stats: dict) -> None:
+        """A committed shard, into the run's counts and the dataset card. The counts are of
+        the rows done in this run (all of them, but for a --retry-failed shard)."""
+        done = stats.get("done_here", stats)
+        self.summary.statuses.update(done["status_dict"])
+        self.summary.frames += done["frames"]
+        self.summary.shard_done(stats)
+        if self.run.get("card") is not None and stats.get("json_fields"):
+            self.run["card"].add_fields(stats["json_fields"])
+
+    def _replace(self, number: int, pipeline_actor, job, options, actors):
+        """A pipeline died: its uncommitted shards go back first in the queue; a fresh
+        pipeline (with fresh decoders and encoders) takes its place."""
+        ray = self.ray
+        ray.kill(self.pipelines[number])
+        todo, retries = self.run["todo"], self.run["retries"]
+        back = []
+        for i in ray.get(self.queue.lost.remote(number)):
+            marker = stats_path(self.dest, todo[i].name)
+            if todo[i].name not in retries and self.fs.exists(marker):
+                with self.fs.open(marker) as f:  # committed; its report died with the pipeline
+                    self._count(json.load(f))
+            else:
+                back.append(i)
+        ray.get(self.queue.give_back.remote(back))
+        self.lost_videos += sum(todo[i].size or 0 for i in back)
+        self.generation[number] += 1
+        fresh = pipeline_actor.remote(job, options, actors, self.pools[number])
+        self.pipelines[number] = fresh
+        return fresh
+
+    def _stop_all(self, running: dict) -> None:
+        """Ask every pipeline to stop and remove its shard in progress; wait a little."""
+        ray = self.ray
+        for pipeline in self.pipelines.values():
+            pipeline.stop_soon.remote()
+        deadline = time.monotonic() + 30
+        for generator in running:
+            while time.monotonic() < deadline:
+                try:
+                    ray.get(next(generator), timeout=max(0.1, deadline - time.monotonic()))
+                except StopIteration:
+                    break
+                except Exception:  # Stopped, a dead pipeline, a timeout: it is done
+                    break
