@@ -20,6 +20,7 @@ driver core sustains 1 / (CPU time per video).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import socket
@@ -85,11 +86,13 @@ def replay_actors(frames_ref, record: dict, embeddings_ref, description: dict) -
 
 
 class DriverMeter:
-    """CPU time and peak RSS of this process (the driver) while a run goes on."""
+    """CPU time and peak RSS of the driver's machine's share of a run: this process (the
+    driver) and its pipeline actors (``ray::Pipeline``), while a run goes on."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.peak_rss = 0
+        self.peak_rss = self.peak_private = 0
+        self.cpu_of: dict[int, float] = {}  # pipeline pid -> its CPU time when last seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -103,13 +106,31 @@ class DriverMeter:
         self._stop.set()
         self._thread.join()
         times = self.process.cpu_times()
-        self.cpu = times.user + times.system - self.cpu0
+        self.cpu = times.user + times.system - self.cpu0 + sum(self.cpu_of.values())
         self.wall = time.perf_counter() - self.wall0
 
     def _poll(self) -> None:
+        pipelines: dict[int, psutil.Process] = {}
+        looked = 0.0
         while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
-            self._stop.wait(0.1)
+            if time.monotonic() - looked > 1.0:  # scanning every process costs the driver
+                looked = time.monotonic()
+                for process in psutil.process_iter(["cmdline"]):
+                    if " ".join(process.info["cmdline"] or []).startswith("ray::Pipeline"):
+                        pipelines.setdefault(process.pid, process)
+            info = self.process.memory_info()
+            rss, private = info.rss, info.rss - info.shared
+            for process in list(pipelines.values()):
+                try:
+                    times, info = process.cpu_times(), process.memory_info()
+                except psutil.Error:
+                    del pipelines[process.pid]
+                    continue
+                self.cpu_of[process.pid] = times.user + times.system
+                rss, private = rss + info.rss, private + info.rss - info.shared
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_private = max(self.peak_private, private)
+            self._stop.wait(0.2)
 
 
 def moto_server() -> tuple[subprocess.Popen, str]:
@@ -162,11 +183,12 @@ def real_embeddings(frames: np.ndarray) -> tuple[np.ndarray, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=4000)
+    parser.add_argument("--videos", type=int, default=20000)
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 60])
     parser.add_argument("--store", nargs="+", default=["local", "s3"], choices=["local", "s3"])
     parser.add_argument("--decoders", type=int, default=4)
-    parser.add_argument("--encoders", type=int, default=1)
+    parser.add_argument("--encoders", type=int, default=2)
+    parser.add_argument("--pipelines", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--samples-per-shard", type=int, default=1000)
     parser.add_argument("--size", type=int, default=224, help="frame side, pixels")
     args = parser.parse_args()
@@ -188,23 +210,24 @@ def main() -> None:
             frames, record = real_video(work, n_frames, args.size)
             embeddings, description = ray.get(encode_once.remote(frames))
             actors = replay_actors(ray.put(frames), record, ray.put(embeddings), description)
-            for store in args.store:
-                dest = (f"s3://driver-bench/{n_frames}" if store == "s3"
-                        else os.path.join(work, f"out_{n_frames}"))  # fmt: skip
+            for store, pipelines in itertools.product(args.store, args.pipelines):
+                name = f"{n_frames}_{pipelines}"
+                dest = (f"s3://driver-bench/{name}" if store == "s3"
+                        else os.path.join(work, f"out_{name}"))  # fmt: skip
                 job = EncodeJob(
                     listing, dest, FrameOptions(Sampling(fps=n_frames / 10)),
                     EncoderOptions("ViT-B-32", "none", "fp32", "cpu"),
                     samples_per_shard=args.samples_per_shard, size_from_model=False,
                 )  # fmt: skip
                 options = RayOptions(decoders=args.decoders, encoders=args.encoders,
-                                     encoder_cpus=0)  # fmt: skip
+                                     encoder_cpus=0, pipelines=pipelines)  # fmt: skip
                 with DriverMeter() as meter:
                     summary = encode_dataset_ray(job, options, progress=False, actors=actors)
                 assert summary["successes"] == args.videos, summary
                 mb = args.videos * n_frames * embeddings.shape[1] * 2 / 1e6
-                rows.append((n_frames, store, args.videos / meter.wall, mb / meter.wall,
+                rows.append((n_frames, store, pipelines, args.videos / meter.wall, mb / meter.wall,
                              meter.cpu / meter.wall, meter.cpu / args.videos * 1e6,
-                             meter.peak_rss / 2**20))  # fmt: skip
+                             meter.peak_rss / 2**20, meter.peak_private / 2**20))  # fmt: skip
     finally:
         ray.shutdown()
         if server is not None:
@@ -216,11 +239,16 @@ def main() -> None:
         f" encoder x{args.encoders} (pre-decoded {args.size}px frames, pre-computed ViT-B-32"
         f" embeddings), {args.samples_per_shard} samples per shard, {os.cpu_count()} CPUs"
     )
-    print(f"{'frames':>6} {'store':>5} {'videos/s':>9} {'MB/s':>7} {'driver CPU':>10}"
-          f" {'CPU us/video':>12} {'peak RSS MiB':>12}")  # fmt: skip
-    for n, store, vps, mbs, share, us, rss in rows:
-        print(f"{n:>6} {store:>5} {vps:>9.0f} {mbs:>7.1f} {share:>10.2f} {us:>12.0f}"
-              f" {rss:>12.0f}")  # fmt: skip
+    print(
+        "driver CPU, CPU us/video and memory: the driver process and its pipelines together;"
+        " RSS counts the object store's pages they mapped, private does not"
+    )
+    print(f"{'frames':>6} {'store':>5} {'pipelines':>9} {'videos/s':>9} {'MB/s':>7}"
+          f" {'driver CPU':>10} {'CPU us/video':>12} {'RSS MiB':>8}"
+          f" {'private MiB':>11}")  # fmt: skip
+    for n, store, pipelines, vps, mbs, share, us, rss, private in rows:
+        print(f"{n:>6} {store:>5} {pipelines:>9} {vps:>9.0f} {mbs:>7.1f} {share:>10.2f}"
+              f" {us:>12.0f} {rss:>8.0f} {private:>11.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":
