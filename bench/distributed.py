@@ -29,21 +29,42 @@ from video2numpy.synth import write_video
 
 
 class StorePeak:
-    """Polls the object store's usage (Ray's memory summary) while a run goes on."""
+    """Polls the object store's usage (Ray's memory summary) and the decode actors' memory
+    (largest RSS, and RSS less shared pages: the object store's mapped pages are shared)
+    while a run goes on."""
 
     def __init__(self) -> None:
         self.peak_mib = 0.0
         self.unavailable: str | None = None  # why the store cannot be read (no ray[default])
+        self.decoder_rss = self.decoder_private = 0.0  # MiB
+        self._decoders = threading.Thread(target=self._poll_decoders, daemon=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def __enter__(self):
         self._thread.start()
+        self._decoders.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._decoders.join()
+
+    def _poll_decoders(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            for process in psutil.process_iter(["cmdline"]):
+                if " ".join(process.info["cmdline"] or []).startswith("ray::DecodeWorker"):
+                    try:
+                        info = process.memory_info()
+                    except psutil.Error:
+                        continue
+                    self.decoder_rss = max(self.decoder_rss, info.rss / 2**20)
+                    self.decoder_private = max(self.decoder_private,
+                                               (info.rss - info.shared) / 2**20)  # fmt: skip
+            self._stop.wait(1.0)
 
     def _poll(self) -> None:
         from ray._private.internal_api import memory_summary
@@ -100,6 +121,7 @@ def main() -> None:
     }
     best = {name: 0.0 for name in configs}
     store = {name: 0.0 for name in configs}
+    decoder = [0.0, 0.0]  # the largest decode actor's RSS and private MiB
     for _ in range(args.rounds):
         for name, options in configs.items():
             dest = tempfile.mkdtemp()
@@ -111,6 +133,8 @@ def main() -> None:
                 with StorePeak() as peak:
                     summary = encode_dataset_ray(job, options, progress=False)
                 store[name] = peak.unavailable or max(store[name], peak.peak_mib)
+                decoder[0] = max(decoder[0], peak.decoder_rss)
+                decoder[1] = max(decoder[1], peak.decoder_private)
             seconds = time.perf_counter() - began
             assert summary["successes"] == args.videos, summary
             best[name] = max(best[name], args.videos / seconds)
@@ -131,6 +155,7 @@ def main() -> None:
     one, two = best["ray, 1 decode actor"], best["ray, 2 decode actors"]
     local = best["local, 2 decode workers"]
     print(f"  2 vs 1 decode actors: {two / one:.2f}x; Ray (2 actors) / local: {two / local:.2f}")
+    print(f"  largest decode actor: {decoder[0]:.0f} MiB RSS, {decoder[1]:.0f} MiB not shared")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The Ray executor: decode actors on CPUs, encoder actors on GPUs (or CPUs), and the driver
-assembling and committing shards, exactly as the local executor does.
+assembling and committing shards, exactly as the local executor does. A :class:`Lane` is
+that driver's loop over its decoders and encoders; with ``--pipelines`` several lanes run in
+actors of their own (``ray_pipelines.py``), for clusters whose encoders outrun one process.
 
 Why Ray core actors rather than Ray Data: a shard must hold each of its input rows exactly
 once, in input order, and be committed only when complete, so that shards are the same as the
