@@ -190,10 +190,13 @@ class _Driver:
         plan = ray.put({k: self.run[k] for k in ("todo", "retries", "frames", "captions")})
         guard = self.lease.checker()
         running = {p.run.remote(plan, self.queue, i, guard): i for i, p in self.pipelines.items()}
+        checked = time.monotonic()
         try:
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
-                self.lease.check()  # a run that lost its lease stops, whoever commits
+                if time.monotonic() - checked > 1.0:  # a read of the lease (a GET on S3)
+                    self.lease.check()  # a run that lost its lease stops, whoever commits
+                    checked = time.monotonic()
                 for generator in ready:
                     number = running[generator]
                     try:

@@ -262,6 +262,7 @@ def test_readers(table, tmp_path, checkpoint, videos):
     assert hf[1]["json"]["timestamps"][:2] == [0.0, 0.5]
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(videos, tmp_path, checkpoint):
     sources = [
         videos[n]

@@ -211,6 +211,7 @@ def test_text_that_is_not_utf8_is_an_error_or_read_as_told(videos, tmp_path, che
     assert [r["caption"] for r in records] == ["plain", "café “quoted”"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_stopped_run_is_clean_and_resumes(videos, tmp_path, checkpoint, signum, code):
     import subprocess

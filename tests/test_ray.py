@@ -191,6 +191,29 @@ def test_decode_actor_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
     assert_every_row_once(dest, 10)
 
 
+def test_long_videos_in_chunks_within_groups_match_local(cluster, clips, checkpoint, tmp_path):
+    """Every frame of 3-5.5 s clips: each video spans several 64-frame items, and items
+    carry the tail of one video and the head of the next; embeddings are put back in order."""
+    from clip_video_encode.local import encode_dataset
+
+    table = table_of(tmp_path, clips[:4])
+    jobs = {}
+    for name in ("ray", "local"):
+        jobs[name] = EncodeJob(
+            table, str(tmp_path / name), FrameOptions(Sampling(fps=30)),
+            EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=8),
+            samples_per_shard=4, workers=1,
+        )  # fmt: skip
+    encode_dataset_ray(jobs["ray"], RayOptions(encoder_cpus=0, group_videos=3), progress=False)
+    encode_dataset(jobs["local"], progress=False)
+    ours, theirs = read_shards(tmp_path / "ray")[0], read_shards(tmp_path / "local")[0]
+    assert list(ours) == list(theirs)
+    for key, sample in theirs.items():
+        assert ours[key]["json"] == sample["json"]
+        assert len(sample["npy"]) == json.loads(sample["json"])["n_frames"] >= 90
+        np.testing.assert_allclose(ours[key]["npy"], sample["npy"], atol=2e-2, rtol=1e-2)
+
+
 def test_decode_actor_killed_mid_group(cluster, clips, checkpoint, tmp_path):
     """A group's lost decode is charged to none of its videos (nobody knows which one the
     actor was on): each is decoded again alone, where a loss would be its own."""
@@ -234,6 +257,7 @@ def pipelines_table(tmp_path, clips, rows=12):
     return table_of(tmp_path, paths, later)
 
 
+@pytest.mark.slow
 def test_pipelines_write_the_same_shards_as_the_local_executor(cluster, clips, checkpoint,
                                                                tmp_path):  # fmt: skip
     table = pipelines_table(tmp_path, clips)
@@ -262,6 +286,7 @@ def test_pipelines_write_the_same_shards_as_the_local_executor(cluster, clips, c
     assert rows[:12] == before[:12] and rows[13] == before[13]
 
 
+@pytest.mark.slow
 def test_a_pipeline_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
     """A pipeline (scheduling, writing and committing shards) killed mid-shard: its shard is
     given back and done by a fresh pipeline, every row once, counts from committed shards."""
@@ -302,7 +327,7 @@ def test_worker_node_lost_mid_run(cluster, clips, checkpoint, tmp_path):
     assert_every_row_once(dest, 10)
 
 
-@pytest.mark.parametrize("pipelines", [1, 2])
+@pytest.mark.parametrize("pipelines", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_driver_killed_then_rerun_resumes(cluster, clips, checkpoint, tmp_path, pipelines):
     """Killed, the driver takes its pipelines with it (Ray kills the actors it owns); a
     rerun resumes at the uncommitted shards."""

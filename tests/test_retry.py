@@ -108,6 +108,7 @@ def test_retry_status_success_is_refused(tmp_path, checkpoint, table, capsys):
     assert exc.value.code == 2 and "never redone" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_retry_killed_then_run_again_is_consistent(videos, tmp_path, checkpoint):
     """SIGKILL while a retry rewrites a shard, and in the window after it un-committed the
     old shard: the next run leaves a consistent dataset, equal to a fresh run's."""
