@@ -308,7 +308,7 @@ def _encode_in_driver(
         fs, dest = open_destination(job.dest)
         with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
             run = prepare_run(job, description, fs, dest, read)
-            shown = Progress(run["summary"], videos_to_do(run), progress, pools)
+            shown = Progress(run["summary"], videos_to_do(run), progress, [pools])
             try:
                 for finished in lane.steps(run, fs, dest, description, batch_size, lease.check):
                     shown.advance(finished, lane.redone)
@@ -325,7 +325,7 @@ def _encode_in_driver(
 class Progress:
     """The driver's progress bar; without one (a cluster job's log), a line every 30 s."""
 
-    def __init__(self, summary, total: int | None, progress: bool | None, pools) -> None:
+    def __init__(self, summary, total: int | None, progress: bool | None, pools: list) -> None:
         self.summary, self.total, self.pools = summary, total, pools
         self.bar = tqdm(total=total, unit="video", desc="encode",
                         disable=None if progress is None else not progress)  # fmt: skip
@@ -344,7 +344,7 @@ class Progress:
         self.reported = now
         rate = self.done / max(now - self.began, 1e-9)
         total = f"/{self.total}" if self.total is not None else ""
-        pools = self.pools if isinstance(self.pools, list) else [self.pools]
+        pools = self.pools
         lanes = f", {len(pools)} pipelines" if len(pools) > 1 else ""
         print(
             f"clip-video-encode: {self.done}{total} videos ({rate:.2f}/s), shards"

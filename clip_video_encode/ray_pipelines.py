@@ -110,6 +110,13 @@ class Pipeline:
             while (i := ray.get(queue.take.remote(number))) is not None:
                 yield todo[i]
 
+        def report(videos: int) -> dict:
+            """What the driver hears; the queue first learns which shards are committed."""
+            for stats in summary.committed:
+                queue.done.remote(number, positions[stats["shard"]])
+            committed, summary.committed = summary.committed, []
+            return {"videos": videos, "committed": committed, "redone": self.lane.redone}
+
         run = {**plan, "todo": taken(), "card": None, "summary": summary}
         videos, reported = 0, time.monotonic()
         for finished in self.lane.steps(run, fs, dest, description, batch_size, guard):
@@ -117,15 +124,9 @@ class Pipeline:
                 raise Stopped("the driver stopped the run")
             videos += finished
             if summary.committed or time.monotonic() - reported > REPORT_SECONDS:
-                for stats in summary.committed:
-                    queue.done.remote(number, positions[stats["shard"]])
-                yield {"videos": videos, "committed": summary.committed,
-                       "redone": self.lane.redone}  # fmt: skip
-                summary.committed, videos, reported = [], 0, time.monotonic()
-        for stats in summary.committed:
-            queue.done.remote(number, positions[stats["shard"]])
-        yield {"videos": videos, "committed": summary.committed, "redone": self.lane.redone,
-               "fidelity": self.lane.fidelity()}  # fmt: skip
+                yield report(videos)
+                videos, reported = 0, time.monotonic()
+        yield {**report(videos), "fidelity": self.lane.fidelity()}
 
 
 def encode_in_pipelines(
