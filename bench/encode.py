@@ -53,7 +53,11 @@ def precisions(checkpoint: str, frames: np.ndarray, batch_size: int) -> dict:
     """(b) The bare image tower in fp32 and bf16."""
     import torch
 
-    print(f"(b) bare ViT-B-32 image tower, {torch.get_num_threads()} threads")
+    from clip_video_encode.encoder import cpu_has_amx
+
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    flags = f"AVX-512 BF16 {'yes' if avx512_bf16 else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}"
+    print(f"(b) bare ViT-B-32 image tower, {torch.get_num_threads()} threads; this CPU: {flags}")
     speeds, outputs = {}, {}
     for precision in ("fp32", "bf16"):
         enc = Encoder(EncoderOptions("ViT-B-32", checkpoint, precision, "cpu", batch_size))

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " 'none' for random weights",
     )
     group.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="auto: fp16 on a GPU, bf16 on a CPU that has it, else fp32; int8:"
+                       help="auto: fp16 on a GPU, bf16 on a CPU with AMX, else fp32; int8:"
                        " ONNX Runtime's dynamic quantisation")  # fmt: skip
     group.add_argument("--engine", choices=ENGINES, default="auto",
                        help="torch, or onnxruntime (CPU; fp32 or int8; pip install"

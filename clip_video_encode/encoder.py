@@ -79,9 +79,11 @@ def resolve_engine(engine: str, precision: str, device: str) -> str:
 
 
 def resolve_precision(precision: str, device: str, engine: str = "torch") -> str:
-    """``auto``: fp16 on CUDA; bf16 on a CPU with native bf16 support; fp32 otherwise. ONNX
-    Runtime runs fp32 (``auto``) or int8."""
-    import torch
+    """``auto``: fp16 on CUDA; bf16 on a CPU with bf16 matrix units (AMX); fp32 otherwise. ONNX
+    Runtime runs fp32 (``auto``) or int8.
+
+    AVX-512 BF16 alone is not enough: on such a CPU without AMX, bf16 autocast ran at 0.54x of
+    fp32's speed with a larger batch (bench/encode.py (b)); only the tile units make it pay."""
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -93,7 +95,15 @@ def resolve_precision(precision: str, device: str, engine: str = "torch") -> str
         return precision
     if device.startswith("cuda"):
         return "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_amx() else "fp32"
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles that torch can use (bf16 matrix units)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class Encoder:

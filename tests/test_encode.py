@@ -66,6 +66,24 @@ def test_low_precision_agrees_with_fp32(encoder, checkpoint, textured):
     assert cosine(bf16.encode(frames), reference).min() >= 0.99
 
 
+@pytest.mark.parametrize("amx", [False, True])
+def test_auto_precision_on_a_cpu_is_bf16_only_with_amx(monkeypatch, amx):
+    """AVX-512 BF16 without AMX made bf16 half as fast as fp32: auto must not pick it there."""
+    import torch
+
+    from clip_video_encode.encoder import resolve_batch_size, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    precision = resolve_precision("auto", "cpu")
+    assert precision == ("bf16" if amx else "fp32")
+    assert resolve_batch_size(None, "cpu", precision) == (
+        128 if amx else min(128, max(16, 8 * torch.get_num_threads()))
+    )
+    assert resolve_precision("auto", "cuda") == "fp16"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for by name: always honoured
+
+
 def test_weights_rules(checkpoint):
     with pytest.raises(EncoderLoadError, match="neither a file nor an open_clip tag"):
         Encoder(EncoderOptions(MODEL, pretrained="no_such_tag"))
