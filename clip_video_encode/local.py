@@ -11,13 +11,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
 
 from video2numpy.reader import stream_videos
 from video2numpy.status import SUCCESS
+from video2numpy.video import FrameOptions
 
 from .assembly import Assembly
 from .dataset import EncodeJob, open_destination, prepare_run, read_input, record_in_run
@@ -75,7 +76,8 @@ def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, pro
             assembly.finish(i, video.record, embeddings, video.error)
 
     bar = tqdm(total=assembly.total, unit="video", disable=_quiet(progress), desc="encode")
-    stream = stream_videos(assembly.sources(), run["frames"], job.workers, job.timeout)
+    frames = chunked_for(run["frames"], encoder.batch_size)
+    stream = stream_videos(assembly.sources(), frames, job.workers, job.timeout)
     try:
         for chunk in stream:
             video = videos.setdefault(chunk.index, _Video())
@@ -103,6 +105,14 @@ def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, pro
         pipeline.stop()
         bar.close()
     assembly.close()
+
+
+def chunked_for(options: FrameOptions, batch_size: int) -> FrameOptions:
+    """Decode workers send chunks of at most one encoder batch: a larger chunk only waits
+    here, and every chunk in flight is held several times over (decoded, pickled, received),
+    so on a CPU (batches of 16) chunks of 64 frames cost 60 MB more at the same speed
+    (bench/hierarchy.py). Chunks never change which frames come out."""
+    return replace(options, chunk_frames=max(1, min(options.chunk_frames, batch_size)))
 
 
 def _quiet(progress: bool | None) -> bool | None:

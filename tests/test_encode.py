@@ -280,6 +280,34 @@ def test_readers(table, tmp_path, checkpoint, videos):
     assert hf[1]["json"]["timestamps"][:2] == [0.0, 0.5]
 
 
+def test_decode_workers_send_at_most_one_batch_at_a_time(videos, tmp_path, checkpoint, monkeypatch):
+    """A chunk larger than a batch only waits in the driver (memory for nothing): chunks are cut
+    to the batch, and the frames that come out do not change."""
+    import clip_video_encode.local as local
+
+    sizes = []
+    real = local.stream_videos
+
+    def spy(sources, options, *args):
+        for chunk in real(sources, options, *args):
+            sizes.append(len(chunk.frames))
+            yield chunk
+
+    monkeypatch.setattr(local, "stream_videos", spy)
+    out = {}
+    for batch in (4, 64):
+        sizes.clear()
+        dest = tmp_path / f"batch{batch}"
+        assert encode(videos["long.mp4"], dest, checkpoint, "--batch-size", str(batch),
+                      "--precision", "fp32") == 0  # fmt: skip
+        ((_, embeddings, meta),) = iter_samples(str(dest))
+        assert sum(sizes) == len(embeddings) == 80  # 40 s at 2 fps
+        assert max(sizes) == min(batch, 64)  # 64: video2numpy's own chunk
+        out[batch] = embeddings, meta["timestamps"]
+    assert out[4][1] == out[64][1]
+    assert cosine(out[4][0], out[64][0]).min() > 0.999
+
+
 @pytest.mark.slow
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(videos, tmp_path, checkpoint):
     sources = [
