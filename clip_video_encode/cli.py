@@ -14,15 +14,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from video2numpy.cli import add_frame_arguments, frame_options
-from video2numpy.status import SUCCESS
-
-from .dataset import EncodeJob, RunMismatch
-from .encoder import ENGINES, PRECISIONS, EncoderFidelityError, EncoderLoadError, EncoderOptions
-from .lease import DestinationBusy, LeaseLost
-from .retry import RETRYABLE
-from .shards import Columns
-from .writer import StorageRefused
+# Only light imports here: each decode worker (a spawned process) imports this module again
+# as its parent's main module, and would otherwise carry pyarrow, fsspec and the rest, about
+# 40 MB per worker, for nothing. main() imports them.
+from .encoder import ENGINES, PRECISIONS
 
 STORAGE_FULL = 3
 
@@ -53,6 +48,10 @@ def _optional(name: str | None) -> str | None:
 
 
 def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
+    from video2numpy.status import SUCCESS
+
+    from .retry import RETRYABLE
+
     extra = {s.strip() for item in listed for s in item.split(",") if s.strip()}
     if not (retry_failed or extra):
         return frozenset()
@@ -62,6 +61,14 @@ def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from video2numpy.cli import add_frame_arguments, frame_options
+
+    from .dataset import EncodeJob, RunMismatch
+    from .encoder import EncoderFidelityError, EncoderLoadError, EncoderOptions
+    from .lease import DestinationBusy, LeaseLost
+    from .shards import Columns
+    from .writer import StorageRefused
+
     parser = argparse.ArgumentParser(
         prog="clip-video-encode",
         description="Encode videos into a webdataset of CLIP frame embeddings.",
