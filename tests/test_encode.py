@@ -475,12 +475,13 @@ def test_a_tags_own_preprocessing_is_kept(checkpoint):
     assert tuple(cfg["size"]) == (224, 224)  # the model's own input size, not the tag's
 
 
-def test_the_console_scripts_module_stays_light():
-    """Each decode worker is spawned, so it imports ``clip_video_encode.cli`` again as its
+@pytest.mark.parametrize("module", ["clip_video_encode.cli", "video2numpy.cli"])
+def test_the_console_scripts_that_spawn_decoders_stay_light(module):
+    """Each decode worker is spawned, so it imports the console script's module again as its
     parent's main module: what that import pulls in is paid once per worker (pyarrow, fsspec
     and the rest took an idle worker from 30 to 73 MB)."""
     code = (
-        "import sys, clip_video_encode.cli;"
+        f"import sys, {module};"
         "print(sorted({'pyarrow', 'fsspec', 'torch', 'yaml', 'tqdm', 'av'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -17,8 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from tqdm import tqdm
-
 from .decode import BACKENDS
 from .fetch import FetchOptions
 from .jsonsafe import dumps
@@ -27,7 +25,6 @@ from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
 from .sampling import Sampling
 from .status import SUCCESS
-from .table import is_table, read_table, require_columns
 from .video import FrameOptions
 from .youtube import parse_youtube_id
 
@@ -111,6 +108,8 @@ def frame_options(args: argparse.Namespace) -> FrameOptions:
 def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     """The input rows: ``location``, ``id``, the window of each video, and in ``meta`` the
     caption and the columns to copy into its record."""
+    from .table import is_table, read_table, require_columns  # pyarrow: see main()
+
     if not is_table(src):
         return [{"location": src, "id": None, "start": None, "end": None, "meta": {}}]
     table = read_table(src, args.encoding)
@@ -153,6 +152,10 @@ def output_names(rows: Sequence[dict]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # tqdm and pyarrow are imported where they are used, not at the top: each decode worker
+    # (a spawned process) imports this module again as its parent's main module.
+    from tqdm import tqdm
+
     parser = argparse.ArgumentParser(
         prog="video2numpy",
         description="Decode and sample videos into uint8 numpy arrays (NAME.npy + NAME.json).",
