@@ -22,7 +22,7 @@ from video2numpy.table import is_table, read_table
 from video2numpy.video import FrameOptions
 
 from .card import Card, arrow_feature, merge_features
-from .encoder import EncoderOptions
+from .encoder import PRECISIONS, EncoderOptions
 from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_name
@@ -83,6 +83,24 @@ class Input:
     shards: list[Shard]
     digest: str | None  # content hash of a table's rows (None for tar input)
     tar_input: bool
+
+
+def with_precision_of_dest(job: EncodeJob) -> EncodeJob:
+    """``--precision auto`` depends on the machine (bf16 only on CPUs with AMX, fp16 on GPUs),
+    and the rule itself has changed once: a destination begun elsewhere or earlier keeps the
+    precision it was begun with, so that rerunning the same command resumes it instead of
+    being refused for another precision. A new destination is left to ``auto``."""
+    if job.encoder.precision != "auto":
+        return job
+    fs, path = fsspec.core.url_to_fs(job.dest)
+    try:
+        with fs.open(f"{path.rstrip('/')}/run.json") as f:
+            begun = json.load(f).get("precision")
+    except (FileNotFoundError, ValueError, AttributeError):  # none, or prepare_run says why
+        return job
+    if begun not in PRECISIONS or begun == "auto":
+        return job
+    return dataclasses.replace(job, encoder=dataclasses.replace(job.encoder, precision=begun))
 
 
 def read_input(job: EncodeJob) -> Input:

@@ -44,7 +44,15 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 from video2numpy.video import FrameOptions, Task, sample_video
 
 from .assembly import Assembly, videos_to_do
-from .dataset import EncodeJob, Input, open_destination, prepare_run, read_input, record_in_run
+from .dataset import (
+    EncodeJob,
+    Input,
+    open_destination,
+    prepare_run,
+    read_input,
+    record_in_run,
+    with_precision_of_dest,
+)
 from .encoder import Encoder, EncoderFidelityError, EncoderOptions, cosine_to
 from .lease import Lease
 
@@ -280,6 +288,7 @@ def encode_dataset_ray(
     options = options or RayOptions()
     actors = actors or Actors()
     read = read_input(job)  # before any actor: unusable input fails at once, nothing created
+    job = with_precision_of_dest(job)
     started_here = not ray.is_initialized()
     if started_here:
         address = options.address or os.environ.get("RAY_ADDRESS")

@@ -84,6 +84,29 @@ def test_auto_precision_on_a_cpu_is_bf16_only_with_amx(monkeypatch, amx):
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for by name: always honoured
 
 
+def test_auto_precision_resumes_a_destination_with_its_own(
+    videos, tmp_path, checkpoint, monkeypatch, capsys
+):
+    """A destination begun in fp32 (another machine, or auto before it needed AMX) resumes
+    with fp32 under ``--precision auto`` where auto would now pick bf16, instead of being
+    refused for another precision; a new destination gets what auto picks."""
+    import torch
+
+    dest = tmp_path / "begun"
+    assert encode(videos["cfr.mp4"], dest, checkpoint, "--precision", "fp32") == 0
+    next(dest.glob("*.tar")).unlink()  # as if the run stopped before committing its shard
+    next(dest.glob("*_stats.json")).unlink()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    capsys.readouterr()
+    assert encode(videos["cfr.mp4"], dest, checkpoint) == 0, capsys.readouterr().err
+    assert json.loads((dest / "run.json").read_text())["precision"] == "fp32"
+    assert next(dest.glob("*.tar")).exists()
+    fresh = tmp_path / "fresh"
+    assert encode(videos["one_frame.mp4"], fresh, checkpoint) == 0
+    assert json.loads((fresh / "run.json").read_text())["precision"] == "bf16"
+
+
 def test_weights_rules(checkpoint):
     with pytest.raises(EncoderLoadError, match="neither a file nor an open_clip tag"):
         Encoder(EncoderOptions(MODEL, pretrained="no_such_tag"))
