@@ -56,7 +56,7 @@ def replay_actors(frames_ref, record: dict, embeddings_ref, description: dict) -
             super().__init__()
             self.frames = ray.get(frames_ref)
 
-        def decode(self, videos, options, *data):
+        def decode(self, videos, options, heartbeat, *data):
             """The production actor's protocol, with every video's frames replayed."""
             out = Gathered(options.chunk_frames)
             for video, _, _ in videos:

@@ -75,6 +75,7 @@ MAX_GROUP = 64  # videos per decode call at most: a lost decoder costs this many
 # A decode call's length, about: longer groups leave decoders idle at the end of the input
 # while others finish theirs, and hold their frames back from the encoders.
 GROUP_SECONDS = 2.0
+HEARTBEAT_SECONDS = 10.0  # a decoder downloading a video says so this often, at most
 
 
 class DecodeWorker:
@@ -92,11 +93,13 @@ class DecodeWorker:
         return os.getpid()
 
     def decode(self, videos: list[tuple[int, dict, int | None]], options: FrameOptions,
-               *data: bytes):  # fmt: skip
+               heartbeat: float, *data: bytes):  # fmt: skip
         """Decodes ``videos``, ``(video, source, k)`` each, one after another; ``data[k]``
         holds the bytes of a file only the driver can read (a webdataset tar member). Yields
         in turn a header ``{"parts": [(video, n), ...], "shape": (H, W, 3), "records":
-        [(video, record), ...]}`` and, when it has parts, their frames in one array.
+        [(video, record), ...]}`` and, when it has parts, their frames in one array. While a
+        download goes on, a header (empty, or with what was gathered) every ``heartbeat``
+        seconds tells the driver's stall watchdog so.
 
         Frames of consecutive videos are gathered up to ``options.chunk_frames``, so a group
         of short videos costs the driver a few items instead of three per video: the driver
@@ -112,7 +115,11 @@ class DecodeWorker:
                     f.write(data[k])
                 source = {**source, "location": path}
             try:
-                for chunk in sample_video(Task.from_source(video, source), options, self.workdir):
+                task = Task.from_source(video, source)
+                for chunk in sample_video(task, options, self.workdir, heartbeat):
+                    if chunk is None:  # downloading
+                        yield from out.beat()
+                        continue
                     if len(chunk.frames):
                         yield from out.add(video, chunk.frames)
                     if chunk.record is not None:
@@ -144,6 +151,13 @@ class Gathered:
         self.n += len(frames)
         if self.n >= self.limit:
             yield from self.flush()
+
+    def beat(self):
+        """An item that shows progress: what was gathered, or an empty header."""
+        if self.parts or self.records:
+            yield from self.flush()
+        else:
+            yield {"parts": [], "shape": (), "records": []}
 
     def flush(self):
         if self.parts or self.records:
@@ -386,6 +400,9 @@ class Lane:
         self.decoders: list = []
         self.redone = 0  # decodes started again after an actor or node was lost
         self._finishing: _Video | None = None  # the video being written (for its caption)
+        # Downloads report progress this often: well inside the stall limit, and rarely
+        # enough that hundreds of downloading decoders cost the driver little.
+        self.heartbeat = min(HEARTBEAT_SECONDS, job.timeout / 4)
 
     def start(self) -> tuple[dict, int]:
         """Start the actors; the encoder's description and batch size, once it has loaded."""
@@ -484,7 +501,7 @@ class Lane:
                     k = len(data) - 1
                 specs.append((video, source, k))
             generator = actor.decode.options(_generator_backpressure_num_objects=2).remote(
-                specs, self.frame_options, *data
+                specs, self.frame_options, self.heartbeat, *data
             )
             attempts = {video: self.videos[video].attempt for video in group}
             self.decoding.append(_Decoding(group, attempts, actor, generator))

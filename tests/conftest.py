@@ -83,6 +83,26 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/stall"):
             time.sleep(30)  # a server that accepts and never answers
             return
+        if self.path.startswith("/slow/"):  # a real file, taking about 4 s to arrive
+            with open(os.path.join(self.directory, self.path[len("/slow/") :]), "rb") as f:
+                data = f.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            step = len(data) // 10 + 1
+            for lo in range(0, len(data), step):
+                self.wfile.write(data[lo : lo + step])
+                self.wfile.flush()
+                time.sleep(0.4)
+            return
+        if self.path.startswith("/halt"):  # some bytes, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            time.sleep(30)
+            return
         if self.path.startswith("/trickle"):
             self.send_response(200)
             self.send_header("Content-Length", "1000000")

@@ -22,7 +22,7 @@ from clip_video_encode.cli import main  # noqa: E402
 from clip_video_encode.dataset import EncodeJob  # noqa: E402
 from clip_video_encode.encoder import EncoderOptions  # noqa: E402
 from clip_video_encode.ray_executor import RayOptions, encode_dataset_ray  # noqa: E402
-from video2numpy import FrameOptions, Sampling  # noqa: E402
+from video2numpy import FrameOptions, Sampling, read_videos  # noqa: E402
 from video2numpy.synth import write_video  # noqa: E402
 
 
@@ -247,6 +247,25 @@ def test_a_stalled_video_times_out_alone_in_its_group(cluster, clips, checkpoint
     assert [r["status"] for r in rows] == ["success", "timeout"] + ["success"] * 3
     assert "no progress for 3 s" in rows[1]["error_message"]
     assert summary["successes"] == 4
+
+
+def test_a_download_longer_than_the_stall_limit_is_not_a_stall(
+    cluster, clips, checkpoint, tmp_path, http_root, videos
+):
+    """Decoders say a download is going on (here 4 s under a 2 s limit); silence after some
+    bytes is still a stall."""
+    slow, halt = f"{http_root}/slow/cfr.mp4", f"{http_root}/halt.mp4"
+    table = table_of(tmp_path, [clips[0], slow, halt])
+    dest = tmp_path / "slow"
+    job = job_for(table, dest, checkpoint, timeout=2.0)
+    summary = encode_dataset_ray(job, RayOptions(encoder_cpus=0, group_videos=1), progress=False)
+    rows = [r for rows in read_shards(dest)[1].values() for r in rows]
+    assert [r["status"] for r in rows] == ["success", "success", "timeout"], rows
+    assert summary["successes"] == 2
+    frames, record = next(read_videos([videos["cfr.mp4"]], job.frames, workers=0))
+    sample = read_shards(dest)[0][rows[1]["key"]]
+    assert json.loads(sample["json"])["timestamps"] == list(record["timestamps"])
+    assert len(sample["npy"]) == len(frames) > 0
 
 
 def pipelines_table(tmp_path, clips, rows=12):

@@ -98,6 +98,21 @@ def test_timeout_holds_while_other_workers_stream(http_root, videos):
     assert events[1][2] - events[0][2] > 1.0  # the long video was still streaming then
 
 
+def test_a_download_longer_than_the_stall_limit_is_not_a_stall(http_root, videos):
+    """An hour-long video may take longer to download than ``timeout``: while bytes arrive the
+    worker says so, and only silence counts. Here 4 s of download under a 1.5 s limit."""
+    options = FrameOptions(Sampling(fps=2), Resize(32))
+    sources = [f"{http_root}/slow/cfr.mp4", f"{http_root}/halt.mp4"]
+    began = time.monotonic()
+    got = {r["index"]: (f, r) for f, r in read_videos(sources, options, workers=2, timeout=1.5)}
+    assert time.monotonic() - began > 3.5  # the download did take longer than the limit
+    frames, record = got[0]
+    assert record["status"] == "success", record["error_message"]
+    local, _ = next(read_videos([videos["cfr.mp4"]], options, workers=0))
+    assert np.array_equal(frames, local)
+    assert got[1][1]["status"] == "timeout"  # bytes, then silence: a stall
+
+
 def test_killed_worker_leaves_no_partial_download(http_root, videos, tmp_path, monkeypatch):
     """The watchdog SIGKILLs a worker mid-download; its scratch folder goes with it."""
     import tempfile
@@ -107,7 +122,7 @@ def test_killed_worker_leaves_no_partial_download(http_root, videos, tmp_path, m
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # for the worker processes too
     options = FrameOptions(Sampling(num_frames=2), Resize(32), fetch=FetchOptions(read_timeout=60))
-    sources = [f"{http_root}/trickle.mp4", videos["cfr.mp4"]]
+    sources = [f"{http_root}/halt.mp4", videos["cfr.mp4"]]
     for chunk in stream_videos(sources, options, workers=1, timeout=1.5):
         if chunk.record is not None and chunk.index == 0:
             assert chunk.record["status"] == "timeout"

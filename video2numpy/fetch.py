@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -61,8 +62,10 @@ def fetch(
     options: FetchOptions = FetchOptions(),
     start: float | None = None,
     end: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[Fetched]:
-    """Yield a local copy of ``location``; copies made here are deleted afterwards."""
+    """Yield a local copy of ``location``; copies made here are deleted afterwards.
+    ``progress``, if given, is told the bytes downloaded so far as they arrive."""
     kind = location_kind(location)
     if kind == "local":
         path = location[len("file://") :] if location.startswith("file://") else location
@@ -87,6 +90,7 @@ def fetch(
                 start,
                 end,
                 options.youtube_sections,
+                progress,
             )
             made.append(path)
             yield Fetched(path, offset)
@@ -94,9 +98,9 @@ def fetch(
         path = os.path.join(workdir, "download" + _suffix(location))
         made.append(path)
         if kind == "http":
-            _download_http(location, path, options)
+            _download_http(location, path, options, progress)
         else:
-            _copy_fsspec(location, path, options)
+            _copy_fsspec(location, path, options, progress)
         yield Fetched(path)
     finally:
         for path in made:
@@ -104,12 +108,58 @@ def fetch(
                 os.remove(path)
 
 
+def fetch_beating(
+    stack: contextlib.ExitStack,
+    location: str,
+    workdir: str,
+    options: FetchOptions = FetchOptions(),
+    start: float | None = None,
+    end: float | None = None,
+    every: float = 1.0,
+) -> Generator[None, None, Fetched]:
+    """:func:`fetch` entered on ``stack``, with a heartbeat: the download runs in a thread,
+    and this yields ``None`` after each ``every`` seconds in which bytes arrived; it returns
+    the :class:`Fetched`. A stall watchdog that counts silence (``--timeout``) then sees a
+    long download of an hour-long video as the progress it is, and a server that sends
+    nothing as the stall it is."""
+    if location_kind(location) == "local":
+        return stack.enter_context(fetch(location, workdir, options, start, end))
+    arrived = [0]  # bytes so far, written by the download thread
+    entered: dict = {}
+
+    def progress(n: int) -> None:
+        arrived[0] = n
+
+    download = fetch(location, workdir, options, start, end, progress)
+
+    def run() -> None:
+        try:
+            entered["fetched"] = download.__enter__()
+        except BaseException as exc:  # noqa: B036 (raised in the caller's thread below)
+            entered["error"] = exc
+
+    thread = threading.Thread(target=run, name="download", daemon=True)
+    thread.start()
+    seen = 0
+    while True:
+        thread.join(every)
+        if not thread.is_alive():
+            break
+        if arrived[0] != seen:
+            seen = arrived[0]
+            yield None
+    if "error" in entered:
+        raise entered["error"]
+    stack.push(download.__exit__)
+    return entered["fetched"]
+
+
 def _suffix(location: str) -> str:
     ext = os.path.splitext(urlparse(location).path)[1]
     return ext if ext.isascii() and 1 < len(ext) <= 6 and ext[1:].isalnum() else ""
 
 
-def _download_http(url: str, path: str, options: FetchOptions) -> None:
+def _download_http(url: str, path: str, options: FetchOptions, progress=None) -> None:
     import requests
     import urllib3
 
@@ -134,21 +184,21 @@ def _download_http(url: str, path: str, options: FetchOptions) -> None:
             raw = response.raw
             chunks = iter(lambda: raw.read1(_COPY_CHUNK, decode_content=True), b"")
             with open(path, "wb") as out:
-                _copy(chunks, out, url, options, deadline)
+                _copy(chunks, out, url, options, deadline, progress)
     except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError) as exc:
         raise FetchError(f"timed out fetching {url}: {exc}") from exc
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise FetchError(f"cannot fetch {url}: {exc}") from exc
 
 
-def _copy_fsspec(url: str, path: str, options: FetchOptions) -> None:
+def _copy_fsspec(url: str, path: str, options: FetchOptions, progress=None) -> None:
     import fsspec
 
     deadline = time.monotonic() + options.max_seconds
     try:
         with fsspec.open(url, "rb") as src, open(path, "wb") as out:
             chunks = iter(lambda: src.read(_COPY_CHUNK), b"")
-            _copy(chunks, out, url, options, deadline)
+            _copy(chunks, out, url, options, deadline, progress)
     except FetchError:
         raise
     except FileNotFoundError as exc:
@@ -157,10 +207,12 @@ def _copy_fsspec(url: str, path: str, options: FetchOptions) -> None:
         raise FetchError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
 
 
-def _copy(chunks, out, url: str, options: FetchOptions, deadline: float) -> None:
+def _copy(chunks, out, url: str, options: FetchOptions, deadline: float, progress=None) -> None:
     size = 0
     for chunk in chunks:
         size += len(chunk)
+        if progress is not None:
+            progress(size)
         if size > options.max_bytes:
             raise FetchError(
                 f"{url} is over the {options.max_bytes}-byte cap (raise --max-bytes to allow it)"

@@ -3,10 +3,10 @@
 Each worker owns a pipe to the parent. A worker blocks on sending its next chunk until the
 parent has taken the last one, so memory stays at about one chunk per worker however fast
 decoding is and however long the videos are. A worker that crashes (a decoder segfault) or
-has sent nothing for ``timeout`` seconds, and has nothing waiting to be read, is killed and
-replaced; its video gets a failed record and the others go on. Each worker's scratch folder
-(downloads, tar members) is made and removed by the parent, so a killed worker leaves nothing
-behind.
+has sent nothing for ``timeout`` seconds (a download sends heartbeats while bytes arrive),
+and has nothing waiting to be read, is killed and replaced; its video gets a failed record
+and the others go on. Each worker's scratch folder (downloads, tar members) is made and
+removed by the parent, so a killed worker leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ import numpy as np
 
 from .status import FAILED_TO_DECODE, TIMEOUT
 from .video import Chunk, FrameOptions, Task, sample_video
+
+# A worker downloading a video says so this often (while bytes arrive), so the stall watchdog
+# counts only silence: an hour-long video may take longer to download than ``timeout``.
+HEARTBEAT_SECONDS = 1.0
 
 
 def default_workers() -> int:
@@ -88,8 +92,8 @@ def _worker_main(conn: Connection, options: FrameOptions, workdir: str) -> None:
             task = conn.recv()
             if task is None:
                 return
-            for chunk in sample_video(task, options, workdir):
-                conn.send(chunk)
+            for chunk in sample_video(task, options, workdir, heartbeat=HEARTBEAT_SECONDS):
+                conn.send(chunk)  # None: a download going on (resets the stall clock)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
 
@@ -163,6 +167,8 @@ class _Pool:
                         )
                         continue
                     worker.heard = time.monotonic()
+                    if chunk is None:  # a heartbeat: its download is going on
+                        continue
                     if chunk.record is not None:
                         worker.task = None
                     yield chunk

@@ -7,6 +7,7 @@ local worker pool, Ray actors) only move these chunks around.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decode import open_video, resolve_backend
-from .fetch import FetchOptions, fetch
+from .fetch import FetchOptions, fetch, fetch_beating
 from .resize import Resize
 from .sampling import Sampling, select_frames
 from .status import (
@@ -72,8 +73,14 @@ class Chunk:
     record: dict | None = None
 
 
-def sample_video(task: Task, options: FrameOptions, workdir: str) -> Iterator[Chunk]:
-    """Fetch, decode and sample one video, streaming chunks, ending with its record."""
+def sample_video(
+    task: Task, options: FrameOptions, workdir: str, heartbeat: float | None = None
+) -> Iterator[Chunk | None]:
+    """Fetch, decode and sample one video, streaming chunks, ending with its record.
+
+    With ``heartbeat`` (seconds), a remote download yields ``None`` after each such interval
+    in which bytes arrived (see :func:`fetch_beating`): for the worker pools, whose stall
+    watchdogs would otherwise count a long download as silence."""
     began = time.perf_counter()
     record: dict = {
         "index": task.index,
@@ -88,7 +95,12 @@ def sample_video(task: Task, options: FrameOptions, workdir: str) -> Iterator[Ch
     shape = (0, *options.resize.output_shape(1, 1))
     try:
         sampling = options.sampling.with_window(task.start, task.end)
-        with fetch(task.location, workdir, options.fetch, sampling.start, sampling.end) as got:
+        with contextlib.ExitStack() as stack:
+            where = (task.location, workdir, options.fetch, sampling.start, sampling.end)
+            if heartbeat:
+                got = yield from fetch_beating(stack, *where, every=heartbeat)
+            else:
+                got = stack.enter_context(fetch(*where))
             if os.path.getsize(got.path) == 0:
                 raise DecodeError("the file is empty (0 bytes)")
             video = open_video(got.path, options.backend, options.threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlparse
 
 from .status import FetchError
@@ -71,8 +72,10 @@ def ydl_options(
     socket_timeout: float,
     max_bytes: int,
     section: tuple[float, float] | None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """The yt-dlp options for one download; ``section`` fetches only that window."""
+    """The yt-dlp options for one download; ``section`` fetches only that window;
+    ``progress`` is told the bytes downloaded so far."""
     options = {
         "format": youtube_format(min_side),
         "outtmpl": {"default": os.path.join(workdir, "%(id)s.%(ext)s")},
@@ -85,6 +88,8 @@ def ydl_options(
         "max_filesize": max_bytes,
         "cachedir": False,
     }
+    if progress is not None:
+        options["progress_hooks"] = [lambda d: progress(int(d.get("downloaded_bytes") or 0))]
     if section is not None:
         from yt_dlp.utils import download_range_func
 
@@ -102,6 +107,7 @@ def download_youtube(
     start: float | None,
     end: float | None,
     sections: bool,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[str, float]:
     """Download a video; returns ``(path, time_offset)``.
 
@@ -115,7 +121,7 @@ def download_youtube(
     section = None
     if sections and start is not None and end is not None and shutil.which("ffmpeg"):
         section = (float(start), float(end))
-    options = ydl_options(workdir, min_side, socket_timeout, max_bytes, section)
+    options = ydl_options(workdir, min_side, socket_timeout, max_bytes, section, progress)
     url = f"https://www.youtube.com/watch?v={video_id}"
     try:
         with yt_dlp.YoutubeDL(options) as ydl:
