@@ -1,10 +1,12 @@
+import contextlib
 import time
 
 import fsspec
 import pytest
 
 from video2numpy import FetchOptions, FrameOptions, Sampling, Task, parse_youtube_id, sample_video
-from video2numpy.fetch import location_kind
+from video2numpy.fetch import fetch_beating, location_kind
+from video2numpy.status import FetchError
 from video2numpy.youtube import ydl_options, youtube_format
 
 
@@ -17,6 +19,44 @@ def test_http_download(http_root, tmp_path):
     chunks = run(f"{http_root}/cfr.mp4", tmp_path)
     assert chunks[-1].record["status"] == "success" and chunks[0].frames.shape[0] == 3
     assert not list((tmp_path / "work").iterdir())  # the download is removed after decoding
+
+
+def drive(beating):
+    """Run a heartbeat generator to its end: the heartbeats it gave, and its value."""
+    beats = 0
+    while True:
+        try:
+            next(beating)
+        except StopIteration as stop:
+            return beats, stop.value
+        beats += 1
+
+
+def test_a_download_beats_while_bytes_arrive_and_is_removed_after(http_root, videos, tmp_path):
+    work = tmp_path / "work"
+    with contextlib.ExitStack() as stack:
+        beats, got = drive(fetch_beating(stack, f"{http_root}/slow/cfr.mp4", str(work), every=0.2))
+        assert beats >= 5  # about 4 s of download
+        with open(got.path, "rb") as a, open(videos["cfr.mp4"], "rb") as b:
+            assert a.read() == b.read()
+    assert list(work.iterdir()) == []
+    with contextlib.ExitStack() as stack:  # a local file: no thread, no heartbeat
+        beats, got = drive(fetch_beating(stack, videos["cfr.mp4"], str(work)))
+        assert (beats, got.path) == (0, videos["cfr.mp4"])
+    with contextlib.ExitStack() as stack, pytest.raises(FetchError, match="HTTP 404"):
+        drive(fetch_beating(stack, f"{http_root}/nope.mp4", str(work), every=0.2))
+
+
+def test_a_download_given_up_midway_is_removed_when_it_ends(http_root, tmp_path):
+    work = tmp_path / "work"
+    with contextlib.ExitStack() as stack:
+        beating = fetch_beating(stack, f"{http_root}/slow/cfr.mp4", str(work), every=0.2)
+        next(beating)  # bytes arrived
+        beating.close()
+    deadline = time.monotonic() + 20
+    while any(work.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(work.iterdir()) == []
 
 
 def test_http_404(http_root, tmp_path):

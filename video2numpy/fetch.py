@@ -140,6 +140,8 @@ def fetch_beating(
 
     thread = threading.Thread(target=run, name="download", daemon=True)
     thread.start()
+    # If the consumer stops here, the thread's download ends on its own, and ``fetch``'s copy
+    # is removed then, when nothing refers to it any more (tested).
     seen = 0
     while True:
         thread.join(every)
