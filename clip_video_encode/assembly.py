@@ -202,8 +202,8 @@ class Assembly:
             if self.guard is not None:
                 self.guard()
             stats = self.writers.pop(s).close()
-            if self.run.get("card") is not None and stats.get("json_fields"):
-                self.run["card"].add_fields(stats["json_fields"])
+            if self.run.get("card") is not None:
+                self.run["card"].committed(stats)
             statuses, frames = self.done_here.pop(s, (Counter(), [0]))
             # What this run did in the shard (all of it, but for --retry-failed), for an
             # executor that counts committed shards rather than videos (Ray pipelines).

@@ -15,6 +15,8 @@ release from 2.x reads); writing it needs no ``datasets`` install.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 
 import pyarrow as pa
@@ -108,9 +110,28 @@ def card_splits(shard_splits: dict[str, list[str]] | None) -> list[dict]:
     return [{"split": "train", "path": "*.tar"}]
 
 
-def card_text(settings: dict, features: list[dict], data_files: list[dict]) -> str:
+def content_stamp(settings: dict, shards: dict[str, str]) -> str:
+    """A short hash of what the destination holds: the run's settings and, per committed
+    shard, its rows and commit time. Hugging Face ``datasets`` keys its cache of a folder by
+    the card (its configs and infos) and the folder's name only, not by the files' content:
+    without this, two datasets in folders of the same name, or one folder before and after
+    a rerun, share a cache and the second load returns the first's rows."""
+    blob = json.dumps({"settings": settings, "shards": sorted(shards.items())}, sort_keys=True,
+                      default=str)  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def shard_stamp(stats: dict) -> str:
+    """A committed shard's part of :func:`content_stamp`: its rows and when it was committed."""
+    return f"{stats.get('rows_sha256')}@{stats.get('end_time')}"
+
+
+def card_text(settings: dict, features: list[dict], data_files: list[dict], stamp: str = "") -> str:
+    config = {"config_name": "default", "data_files": data_files}
+    if stamp:  # datasets hashes the config's description into its cache path
+        config["description"] = f"clip-video-encode content {stamp}"
     front = {
-        "configs": [{"config_name": "default", "data_files": data_files}],
+        "configs": [config],
         "dataset_info": {"features": features},
         "tags": ["clip", "video", "embeddings", "webdataset"],
     }
@@ -159,24 +180,25 @@ class Card:
         similarity: bool,
         splits: dict[str, list[str]] | None,
         fields: dict[str, dict | None],
+        committed: list[dict] = (),
     ) -> None:
         self.fs, self.dest, self.settings = fs, dest, settings
         self.captions, self.similarity, self.splits = captions, similarity, splits
         self.fields = dict(fields)
+        self.shards = {stats["shard"]: shard_stamp(stats) for stats in committed}
 
     def text(self) -> str:
         features = card_features(self.settings["embed_dim"], self.captions, self.fields,
                                  self.similarity)  # fmt: skip
-        return card_text(self.settings, features, card_splits(self.splits))
+        stamp = content_stamp(self.settings, self.shards)
+        return card_text(self.settings, features, card_splits(self.splits), stamp)
 
     def write(self) -> None:
         write_card(self.fs, self.dest, self.text())
 
-    def add_fields(self, fields: dict[str, dict | None]) -> None:
-        """Declare json fields a committed shard brought (input tars); rewrites if new."""
-        merged = dict(self.fields)
-        for name, feature in fields.items():
-            merged[name] = merge_features(merged.get(name), feature)
-        if merged != self.fields:
-            self.fields = merged
-            self.write()
+    def committed(self, stats: dict) -> None:
+        """A shard was committed: its json fields (input tars) and its stamp; rewritten."""
+        for name, feature in stats.get("json_fields", {}).items():
+            self.fields[name] = merge_features(self.fields.get(name), feature)
+        self.shards[stats["shard"]] = shard_stamp(stats)
+        self.write()

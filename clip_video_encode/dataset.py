@@ -205,6 +205,7 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
         job.caption_similarity,
         {s.name: s.splits() for s in shards} if split_column else None,
         fields,
+        committed,
     )
     if job.output_format == "webdataset":  # Hugging Face reads tars, not folders of files
         card.write()

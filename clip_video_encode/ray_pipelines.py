@@ -237,8 +237,8 @@ class _Driver:
         self.summary.statuses.update(done["status_dict"])
         self.summary.frames += done["frames"]
         self.summary.shard_done(stats)
-        if self.run.get("card") is not None and stats.get("json_fields"):
-            self.run["card"].add_fields(stats["json_fields"])
+        if self.run.get("card") is not None:
+            self.run["card"].committed(stats)
 
     def _replace(self, number: int, pipeline_actor, job, options, actors):
         """A pipeline died: its uncommitted shards go back first in the queue; a fresh

@@ -92,3 +92,39 @@ def test_load_dataset_from_tar_input(videos, tmp_path, checkpoint):
     assert [r["json"]["rank"] for r in ds][7:9] == [7.0, 8.5]
     stats = json.loads((dest / "00000_stats.json").read_text())
     assert stats["json_fields"]["license"] == {"dtype": "string"}
+
+
+def test_its_cache_never_serves_another_folders_or_an_older_states_rows(videos, tmp_path,
+                                                                        checkpoint):  # fmt: skip
+    """``datasets`` caches a folder by its name and its card, not by its files: two
+    destinations named alike (other weights, same shapes), and one destination before and
+    after ``--retry-failed``, must each read as they are."""
+    cache = str(tmp_path / "hf-cache")
+
+    def loaded(dest):
+        rows = datasets.load_dataset(str(dest), split="train", cache_dir=cache)
+        return [(r["json"]["status"], np.asarray(r["npy"], dtype=np.float16)) for r in rows]
+
+    def ours(dest):
+        return [(m["status"], np.zeros((0,)) if e is None else e)
+                for _, e, m in iter_samples(str(dest), include_failed=True)]  # fmt: skip
+
+    def same(a, b):
+        pairs = zip(a, b, strict=True) if len(a) == len(b) else None
+        return pairs is not None and all(
+            s == t and np.array_equal(x.reshape(-1), y.reshape(-1)) for (s, x), (t, y) in pairs
+        )
+
+    src = tmp_path / "videos.parquet"
+    later = tmp_path / "arrives-later.mp4"
+    pq.write_table(pa.table({"location": [videos["cfr.mp4"], str(later)]}), src)
+    first, second = tmp_path / "a" / "out", tmp_path / "b" / "out"
+    assert encode(src, first, checkpoint) == 1
+    assert encode(src, second, checkpoint, "--pretrained", "none") == 1  # other weights
+    assert same(loaded(first), ours(first))
+    assert same(loaded(second), ours(second))
+    assert not same(ours(first), ours(second))
+    later.write_bytes(open(videos["cfr.mp4"], "rb").read())
+    assert encode(src, second, checkpoint, "--pretrained", "none", "--retry-failed") == 0
+    after = loaded(second)
+    assert [s for s, _ in after] == ["success", "success"] and same(after, ours(second))
