@@ -460,7 +460,9 @@ def test_native_sizes_and_caption_similarity_match_local(
 
 def test_int8_engine_on_ray_matches_local(cluster, clips, checkpoint, tmp_path):
     """The encoder actors take the engine options: the same check, recorded in run.json, and
-    the same embeddings as the local executor's int8 run."""
+    the embeddings of the local executor's int8 run. Not bit for bit: dynamic quantisation
+    scales a batch's activations together, so a frame's int8 embedding depends a little on
+    the frames beside it, and the executors batch differently (fp32 agrees to rounding)."""
     pytest.importorskip("onnxruntime")
     table = table_of(tmp_path, clips[:3])
     common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
@@ -475,4 +477,7 @@ def test_int8_engine_on_ray_matches_local(cluster, clips, checkpoint, tmp_path):
     local_samples, _ = read_shards(local_dest)
     assert list(ray_samples) == list(local_samples)
     for key, ours in ray_samples.items():
-        np.testing.assert_allclose(ours["npy"], local_samples[key]["npy"], atol=2e-2, rtol=1e-2)
+        a, b = ours["npy"].astype(np.float32), local_samples[key]["npy"].astype(np.float32)
+        assert a.shape == b.shape
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() >= 0.99  # the fidelity bound int8 is held to against fp32

@@ -79,9 +79,13 @@ def test_retry_redoes_only_the_failed_rows(videos, tmp_path, checkpoint, table, 
     assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-failed")) == 0
     second = snapshot(dest)
     name0 = "00000.tar" if output_format == "webdataset" else "00000"
-    # Only shard 0 held a retryable row: shards 1 and 2 are untouched, marker included.
-    assert {k: v for k, v in second.items() if not k.startswith("00000")} == {
-        k: v for k, v in first.items() if not k.startswith("00000")}  # fmt: skip
+    # Only shard 0 held a retryable row: shards 1 and 2 are untouched, marker included. The
+    # card changes: it carries a stamp of the content (Hugging Face's cache is keyed by it).
+    untouched = lambda snap: {k: v for k, v in snap.items()  # noqa: E731
+                              if not k.startswith("00000") and k != "README.md"}  # fmt: skip
+    assert untouched(second) == untouched(first)
+    if output_format == "webdataset":
+        assert second["README.md"] != first["README.md"]
     kept = [m for m in first[name0] if m.startswith("000000.")]
     assert kept and all(second[name0][m] == first[name0][m] for m in kept)  # byte for byte
     stats = check_consistent(dest)
