@@ -437,6 +437,41 @@ def test_tar_input_encoder_killed_after_decoding(cluster, clips, checkpoint, tmp
     assert_every_row_once(dest, 10)
 
 
+@pytest.mark.slow
+def test_tar_input_with_pipelines_writes_the_same_shards_as_local(cluster, clips, checkpoint,
+                                                                  tmp_path):  # fmt: skip
+    """Input tars are read by the pipelines (on the driver's machine) and their members
+    handed to decoders on other nodes as bytes: the same shards as the local executor, a
+    sample without a video included."""
+    import webdataset as wds
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for t in range(3):
+        with wds.TarWriter(str(src / f"{t:05d}.tar")) as sink:
+            for i in range(3):
+                with open(clips[3 * t + i], "rb") as f:
+                    sink.write({"__key__": f"{t}{i:04d}", "mp4": f.read(), "txt": f"clip {i}"})
+            if t == 1:
+                sink.write({"__key__": f"{t}9999", "txt": "no video"})
+    common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",
+              "--quiet", "--precision", "fp32"]  # fmt: skip
+    tars = str(src / "{00000..00002}.tar")
+    ray_dest, local_dest = tmp_path / "pipelines", tmp_path / "local"
+    pipelines = ["--distributor", "ray", "--pipelines", "2", "--encoders", "2",
+                 "--encoder-cpus", "0"]  # fmt: skip
+    assert main([tars, "--dest", str(ray_dest), *pipelines, *common]) == 1
+    assert main([tars, "--dest", str(local_dest), "--workers", "1", *common]) == 1
+    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
+    ray_samples, ray_parquet = read_shards(ray_dest)
+    local_samples, local_parquet = read_shards(local_dest)
+    assert ray_parquet == local_parquet and list(ray_samples) == list(local_samples)
+    assert len(local_samples) == 10
+    for key, theirs in local_samples.items():
+        assert ray_samples[key]["json"] == theirs["json"]
+        np.testing.assert_allclose(ray_samples[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+
+
 def test_native_sizes_and_caption_similarity_match_local(
     cluster, clips, checkpoint, tmp_path, videos
 ):
