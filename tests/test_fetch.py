@@ -142,3 +142,15 @@ def test_youtube_options_fetch_a_section_at_the_size_asked():
     assert sections[0]["start_time"] == 5.0 and sections[0]["end_time"] == 15.0
     assert options["noplaylist"] and options["socket_timeout"] == 10
     assert "download_ranges" not in ydl_options("/tmp/x", 224, 10, 1 << 30, None)
+
+
+def test_youtube_downloads_report_their_progress():
+    """yt-dlp calls its progress hooks whatever ``noprogress`` says: they feed the heartbeats
+    that keep a long download from being taken for a stall."""
+    seen = []
+    options = ydl_options("/tmp/x", 224, 10, 1 << 30, None, progress=seen.append)
+    for hook in options["progress_hooks"]:
+        hook({"status": "downloading", "downloaded_bytes": 1234})
+        hook({"status": "downloading"})  # yt-dlp may not know the count yet
+    assert seen == [1234] and options["noprogress"]
+    assert "progress_hooks" not in ydl_options("/tmp/x", 224, 10, 1 << 30, None)

@@ -89,7 +89,12 @@ def ydl_options(
         "cachedir": False,
     }
     if progress is not None:
-        options["progress_hooks"] = [lambda d: progress(int(d.get("downloaded_bytes") or 0))]
+
+        def hook(status: dict) -> None:
+            if status.get("downloaded_bytes"):  # yt-dlp may not know the count yet
+                progress(int(status["downloaded_bytes"]))
+
+        options["progress_hooks"] = [hook]
     if section is not None:
         from yt_dlp.utils import download_range_func
 
