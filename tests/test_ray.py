@@ -76,6 +76,22 @@ def read_shards(dest):
     return samples, parquet
 
 
+def assert_same_shards(dest, local_dest):
+    """``dest`` holds what the local executor wrote to ``local_dest``: the same files, parquet
+    rows, keys in order, json and captions; embeddings to float tolerance. Returns
+    ``read_shards(dest)`` and ``read_shards(local_dest)``."""
+    assert sorted(os.listdir(dest)) == sorted(os.listdir(local_dest))
+    (samples, parquet), (local_samples, local_parquet) = read_shards(dest), read_shards(local_dest)
+    assert parquet == local_parquet
+    assert list(samples) == list(local_samples)  # keys, in the same order
+    for key, theirs in local_samples.items():
+        ours = samples[key]
+        assert ours["json"] == theirs["json"] and ours.get("txt") == theirs.get("txt")
+        assert ours["npy"].shape == theirs["npy"].shape
+        np.testing.assert_allclose(ours["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+    return (samples, parquet), (local_samples, local_parquet)
+
+
 def job_for(table, dest, checkpoint, samples_per_shard=4, **kwargs):
     return EncodeJob(
         table,
@@ -96,28 +112,15 @@ def test_same_shards_as_the_local_executor(cluster, clips, checkpoint, tmp_path)
               "--samples-per-shard", "4", "--quiet", "--precision", "fp32"]  # fmt: skip
     assert main([table, "--dest", str(ray_dest), "--distributor", "ray", *common]) == 1
     assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 1
-    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
-    ray_samples, ray_parquet = read_shards(ray_dest)
-    local_samples, local_parquet = read_shards(local_dest)
-    assert ray_parquet == local_parquet
-    assert list(ray_samples) == list(local_samples)  # keys, in the same order
+    (ray_samples, _), _ = assert_same_shards(ray_dest, local_dest)
     assert len(ray_samples) == 8
-    for key, ours in ray_samples.items():
-        theirs = local_samples[key]
-        assert ours["json"] == theirs["json"] and ours["txt"] == theirs["txt"]
-        assert ours["npy"].shape == theirs["npy"].shape
-        np.testing.assert_allclose(ours["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
     meta = json.loads(ray_samples["000012"]["json"])
     assert meta["status"] == "failed_to_fetch" and meta["split"] == "train"
     # Several videos per decode call (the failed row and the window among them): the same.
     grouped_dest = tmp_path / "grouped"
     options = RayOptions(encoder_cpus=0, group_videos=4)
     encode_dataset_ray(job_for(table, grouped_dest, checkpoint), options, progress=False)
-    grouped, grouped_parquet = read_shards(grouped_dest)
-    assert grouped_parquet == local_parquet and list(grouped) == list(local_samples)
-    for key, theirs in local_samples.items():
-        assert grouped[key]["json"] == theirs["json"]
-        np.testing.assert_allclose(grouped[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+    assert_same_shards(grouped_dest, local_dest)
     assert (ray_dest / "splits.csv").read_text() == (local_dest / "splits.csv").read_text()
     # --retry-failed on Ray: the video is there now; the shard's other rows stay byte for byte.
     shutil.copy(clips[6], tmp_path / "arrives-later.mp4")
@@ -287,13 +290,7 @@ def test_pipelines_write_the_same_shards_as_the_local_executor(cluster, clips, c
                  "--encoder-cpus", "0"]  # fmt: skip
     assert main([table, "--dest", str(ray_dest), *pipelines, *common]) == 1
     assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 1
-    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
-    ray_samples, ray_parquet = read_shards(ray_dest)
-    local_samples, local_parquet = read_shards(local_dest)
-    assert ray_parquet == local_parquet and list(ray_samples) == list(local_samples)
-    for key, theirs in local_samples.items():
-        assert ray_samples[key]["json"] == theirs["json"]
-        np.testing.assert_allclose(ray_samples[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
+    _, (_, local_parquet) = assert_same_shards(ray_dest, local_dest)
     assert json.loads((ray_dest / "run.json").read_text())["shards"] == 5
     # --retry-failed: the file is there now. The run counts what it did (the retried row, a
     # success), not the shard's untouched no-frames row: exit 0, as the local executor.
@@ -462,14 +459,8 @@ def test_tar_input_with_pipelines_writes_the_same_shards_as_local(cluster, clips
                  "--encoder-cpus", "0"]  # fmt: skip
     assert main([tars, "--dest", str(ray_dest), *pipelines, *common]) == 1
     assert main([tars, "--dest", str(local_dest), "--workers", "1", *common]) == 1
-    assert sorted(os.listdir(ray_dest)) == sorted(os.listdir(local_dest))
-    ray_samples, ray_parquet = read_shards(ray_dest)
-    local_samples, local_parquet = read_shards(local_dest)
-    assert ray_parquet == local_parquet and list(ray_samples) == list(local_samples)
+    _, (local_samples, _) = assert_same_shards(ray_dest, local_dest)
     assert len(local_samples) == 10
-    for key, theirs in local_samples.items():
-        assert ray_samples[key]["json"] == theirs["json"]
-        np.testing.assert_allclose(ray_samples[key]["npy"], theirs["npy"], atol=2e-2, rtol=1e-2)
 
 
 def test_native_sizes_and_caption_similarity_match_local(
