@@ -367,13 +367,12 @@ class Progress:
         self.reported = now
         rate = self.done / max(now - self.began, 1e-9)
         total = f"/{self.total}" if self.total is not None else ""
-        pools = self.pools
-        lanes = f", {len(pools)} pipelines" if len(pools) > 1 else ""
+        lanes = f", {len(self.pools)} pipelines" if len(self.pools) > 1 else ""
         print(
             f"clip-video-encode: {self.done}{total} videos ({rate:.2f}/s), shards"
             f" {self.summary.done_shards}/{self.summary.todo} written,"
-            f" {sum(p.decoders for p in pools)} decoders,"
-            f" {sum(p.encoders for p in pools)} encoders{lanes}, {redone} redone",
+            f" {sum(p.decoders for p in self.pools)} decoders,"
+            f" {sum(p.encoders for p in self.pools)} encoders{lanes}, {redone} redone",
             file=sys.stderr,
             flush=True,
         )
