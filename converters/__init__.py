@@ -54,7 +54,7 @@ def converters() -> dict[str, Converter]:
     """Every converter, by name (importing the dataset modules on first use)."""
     if not _REGISTRY:
         for module in pkgutil.iter_modules(__path__):
-            if module.name not in ("core", "cli"):
+            if module.name not in ("core", "cli", "output", "text", "ids"):
                 importlib.import_module(f"{__name__}.{module.name}")
     return dict(sorted(_REGISTRY.items()))
 

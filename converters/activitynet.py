@@ -9,7 +9,8 @@ are left out and counted in the report.
 from __future__ import annotations
 
 from . import register
-from .core import expect, read_json, split_from_filename, youtube_url
+from .core import expect, split_from_filename, youtube_url
+from .text import read_json
 
 
 @register(

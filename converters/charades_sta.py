@@ -9,7 +9,8 @@ URLs: ``--video-root`` finds ``<VIDEOID>.mp4``.
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, read_lines, split_from_filename
+from .core import ConvertError, split_from_filename
+from .text import read_lines
 
 
 @register(

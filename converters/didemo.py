@@ -17,7 +17,8 @@ from collections import Counter
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, read_json, split_from_filename
+from .core import ConvertError, split_from_filename
+from .text import read_json
 
 SEGMENT = 5.0
 TYPES = {"moments": pa.list_(pa.list_(pa.float64()))}

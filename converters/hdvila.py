@@ -9,7 +9,8 @@ caption: HD-VILA's transcripts ship separately). Streamed, line by line.
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, clock_seconds, read_jsonl, split_from_filename, youtube_url
+from .core import ConvertError, clock_seconds, split_from_filename, youtube_url
+from .text import read_jsonl
 
 
 @register("hdvila", "HD-VILA-100M (clips)", "hdvila_part0.jsonl ... hdvila_part10.jsonl")

@@ -17,7 +17,8 @@ import sqlite3
 import tempfile
 
 from . import register
-from .core import expect, iter_json_object, read_csv, youtube_url
+from .core import expect, youtube_url
+from .text import iter_json_object, read_csv
 
 FIELDS = ("category_1", "category_2", "task_id")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, clock_seconds, read_jsonl, split_from_filename, youtube_url
+from .core import ConvertError, clock_seconds, split_from_filename, youtube_url
+from .text import read_jsonl
 
 TYPES = {"aesthetic_score": pa.float64(), "umt_score": pa.float64()}
 

@@ -10,15 +10,8 @@ identified by (youtube id, start, end): its ``id`` is the downloader's file name
 from __future__ import annotations
 
 from . import register
-from .core import (
-    ConvertError,
-    clip_key,
-    expect,
-    normalise_split,
-    read_csv,
-    split_from_filename,
-    youtube_url,
-)
+from .core import ConvertError, clip_key, expect, normalise_split, split_from_filename, youtube_url
+from .text import read_csv
 
 
 @register(

@@ -12,7 +12,8 @@ from __future__ import annotations
 from video2numpy.youtube import parse_youtube_id
 
 from . import register
-from .core import expect, normalise_split, read_csv, read_json, youtube_url
+from .core import expect, normalise_split, youtube_url
+from .text import read_csv, read_json
 
 
 @register(

@@ -12,7 +12,8 @@ import os
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, read_csv, split_from_filename
+from .core import ConvertError, split_from_filename
+from .text import read_csv
 
 NUMBERS = {
     "aesthetic score": "aesthetic_score",

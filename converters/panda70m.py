@@ -16,7 +16,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, clock_seconds, literal, read_csv, split_from_filename, youtube_url
+from .core import ConvertError, clock_seconds, literal, split_from_filename, youtube_url
+from .text import read_csv
 
 TYPES = {
     "matching_score": pa.float64(),

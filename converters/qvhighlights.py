@@ -14,7 +14,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, clip_window, read_jsonl, split_from_filename, youtube_url
+from .core import ConvertError, clip_window, split_from_filename, youtube_url
+from .text import read_jsonl
 
 TYPES = {
     "duration": pa.float64(),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, read_json, split_from_filename
+from .core import ConvertError, split_from_filename
+from .text import read_json
 
 TYPES = {"label_index": pa.int64(), "placeholders": pa.list_(pa.string())}
 

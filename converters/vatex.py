@@ -6,7 +6,8 @@ the first English one (``KEY.txt``), ``captions`` all ten, ``captions_zh`` the C
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, expect, read_json, split_clip_key, split_from_filename, youtube_url
+from .core import ConvertError, expect, split_clip_key, split_from_filename, youtube_url
+from .text import read_json
 
 
 @register("vatex", "VATEX v1.0/v1.1 (English and Chinese captions)", "vatex_*.json")

@@ -8,7 +8,8 @@ folder or flat).
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, expect, iso_duration, read_csv, split_from_filename
+from .core import ConvertError, expect, iso_duration, split_from_filename
+from .text import read_csv
 
 
 @register("webvid", "WebVid-2M/10M (results_*.csv)", "results_2M_train.csv, results_2M_val.csv")

@@ -6,7 +6,8 @@ without annotations (the test subset) gets one whole-video row without caption.
 from __future__ import annotations
 
 from . import register
-from .core import expect, normalise_split, read_json, youtube_url
+from .core import expect, normalise_split, youtube_url
+from .text import read_json
 
 
 @register("youcook2", "YouCook2 (procedure segments)", "youcookii_annotations_trainval.json")
