@@ -3,32 +3,97 @@ fsspec URLs, compressed or not; large files are streamed. Errors name the file a
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 
 from .core import ConvertError
 
+CHUNK = 1 << 20  # bytes decoded at a time when a file is streamed
+_BOMS = (  # longest first: the UTF-32-LE mark begins with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def codec_for(encoding: str, head: bytes) -> str:
+    """The codec that reads a file in ``encoding`` whose first bytes are ``head``.
+
+    ``utf-16`` and ``utf-32`` without a byte-order mark are read in the byte order the first
+    bytes show (Python's codecs would assume this machine's, and a big-endian file would
+    decode to other, valid, characters): annotation text is mostly ASCII, whose zero bytes
+    come first in each code unit when big-endian. Raises LookupError for an unknown name."""
+    name = codecs.lookup(encoding).name
+    width = {"utf-16": 2, "utf-32": 4}.get(name)
+    if width is None or any(head.startswith(bom) for bom, _ in _BOMS[: 2 if width == 4 else 5]):
+        return name
+    units = [head[i : i + width] for i in range(0, len(head) - width + 1, width)]
+    big = sum(u[0] == 0 for u in units)
+    little = sum(u[-1] == 0 for u in units)
+    return f"{name}-{'be' if big > little else 'le'}"
+
+
+def _decode_error(path: str, encoding: str, head: bytes, offset: int, line: int) -> ConvertError:
+    """What to say when the bytes are not ``encoding``: the line and byte, and the encoding
+    to pass when the file's byte-order mark names another one."""
+    hint = "pass --encoding with the file's encoding, e.g. --encoding latin-1"
+    marked = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if marked and codecs.lookup(marked).name != codecs.lookup(encoding).name.split("-")[0]:
+        hint = f"the file starts with a {marked} byte-order mark: pass --encoding {marked}"
+    return ConvertError(path, f"not valid {encoding} text (byte {offset}); {hint}", line)
+
 
 def read_text(path: str, encoding: str = "utf-8") -> str:
-    """A whole annotation file as text (local or fsspec URL); a clear error when the bytes
-    are not in ``encoding``."""
+    """A whole annotation file as text (local or fsspec URL); a clear error, with its line,
+    when the bytes are not in ``encoding``."""
     import fsspec
 
     with fsspec.open(path, "rb", compression="infer") as f:
         data = f.read()
+    codec = codec_for(encoding, data[:CHUNK])
     try:
-        text = data.decode(encoding)
+        text = data.decode(codec)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConvertError(
-            path,
-            f"not valid {encoding} text (byte {exc.start}); pass --encoding with the file's"
-            " encoding, e.g. --encoding latin-1",
-            line,
-        ) from exc
+        line = data[: exc.start].decode(codec, "replace").count("\n") + 1
+        raise _decode_error(path, encoding, data[:4], exc.start, line) from exc
     return text.removeprefix("\ufeff")
+
+
+def decoded_chunks(f, path: str, encoding: str) -> Iterator[str]:
+    """The text of binary file ``f``, decoded a chunk at a time (never held whole). Bytes are
+    decoded before anything splits them: in UTF-16 or UTF-32 a ``0x0A`` byte is often part of
+    another character, and a newline is two or four bytes. A leading byte-order mark is
+    dropped."""
+    head = f.read(CHUNK)
+    codec = codec_for(encoding, head)
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    data, offset, lines, first = head, 0, 0, True
+    while True:
+        state = decoder.getstate()
+        try:
+            text = decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            bad = max(0, exc.start - len(state[0]))  # the error's offset in ``data``
+            try:
+                before = codecs.getincrementaldecoder(codec)("replace")
+                before.setstate(state)
+                done = before.decode(data[:bad]).count("\n")
+            except (UnicodeError, TypeError, ValueError):
+                done = 0
+            raise _decode_error(path, encoding, head, offset + bad, lines + done + 1) from exc
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        lines += text.count("\n")
+        if text:
+            yield text
+        if not data:
+            return
+        offset += len(data)
+        data = f.read(CHUNK)
 
 
 def read_json(path: str, encoding: str = "utf-8"):
@@ -39,23 +104,20 @@ def read_json(path: str, encoding: str = "utf-8"):
 
 
 def read_lines(path: str, encoding: str = "utf-8") -> Iterator[str]:
-    """A text file's lines (local or fsspec URL, compressed or not), streamed: a file of
-    millions of rows is never held whole. A line that is not valid ``encoding`` fails with
-    its line number."""
+    """A text file's lines, each with its ``\\n`` (local or fsspec URL, compressed or not),
+    streamed: a file of millions of rows is never held whole. Lines are split on ``\\n``
+    only, after decoding; a ``\\r`` before it stays (csv reads it, others strip it)."""
     import fsspec
 
     with fsspec.open(path, "rb", compression="infer") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode(encoding)
-            except UnicodeDecodeError as exc:
-                raise ConvertError(
-                    path,
-                    f"not valid {encoding} text (byte {exc.start} of the line); pass --encoding"
-                    " with the file's encoding, e.g. --encoding latin-1",
-                    number,
-                ) from exc
-            yield line.removeprefix("\ufeff") if number == 1 else line
+        pending = ""
+        for text in decoded_chunks(f, path, encoding):
+            parts = (pending + text).split("\n")
+            pending = parts.pop()
+            for part in parts:
+                yield part + "\n"
+        if pending:
+            yield pending
 
 
 def read_jsonl(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, object]]:
@@ -69,6 +131,24 @@ def read_jsonl(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, object
             raise ConvertError(path, f"not a JSON line: {exc.msg}", number) from exc
 
 
+class _Utf8Reader:
+    """A binary ``read(n)`` of decoded text chunks as UTF-8, for ijson (whose fast parsers
+    read bytes, in UTF-8)."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self.chunks, self.buffer = chunks, b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buffer) < n:
+            chunk = next(self.chunks, None)
+            if chunk is None:
+                break
+            self.buffer += chunk.encode("utf-8", "surrogatepass")
+        size = len(self.buffer) if n < 0 else n
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+
 def iter_json_object(path: str, encoding: str = "utf-8") -> Iterator[tuple[str, object]]:
     """The top-level ``key, value`` pairs of a JSON object, parsed incrementally (ijson), so
     that a file of gigabytes (HowTo100M's ``caption.json``) is never held whole."""
@@ -76,13 +156,11 @@ def iter_json_object(path: str, encoding: str = "utf-8") -> Iterator[tuple[str, 
     import ijson
 
     with fsspec.open(path, "rb", compression="infer") as f:
-        source = f if encoding.lower().replace("-", "") == "utf8" else io.TextIOWrapper(f, encoding)
+        source = _Utf8Reader(decoded_chunks(f, path, encoding))
         try:
             yield from ijson.kvitems(source, "", use_float=True)
         except ijson.JSONError as exc:
             raise ConvertError(path, f"not JSON: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConvertError(path, f"not valid {encoding} text; pass --encoding") from exc
 
 
 def read_csv(
