@@ -7,9 +7,7 @@ whole dataset in memory), a frame table (video, timestamp) and a video table. Qu
 memory-map it and score it in slices, so a few million frames search on one machine in
 bounded memory. The index is rebuilt when the dataset's committed shards change.
 
-Moments come from each video's own similarity curve: frames scoring above a threshold set
-between the curve's median and its maximum are kept, and kept frames closer than a gap merge
-into one moment (an optional moving average smooths the curve first).
+Moments come from each video's own similarity curve (:mod:`.moments`).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -28,30 +25,10 @@ from video2numpy.npy import NpyWriter
 
 from ..read import dataset_identity, iter_samples
 from ..vectors import against_generic
+from .moments import Moment, MomentOptions, moments_of, rank_moments
 
 INDEX_DIR = "_search"
-
-
-@dataclass(frozen=True)
-class Moment:
-    key: str
-    id: str | None
-    start_s: float
-    end_s: float
-    score: float
-    peak_s: float  # timestamp of the best frame
-    video: int  # row of the video table
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class MomentOptions:
-    threshold: float = 0.5  # 0: the curve's median, 1: its maximum
-    min_gap: float = 2.0  # seconds: kept frames closer than this join one moment
-    smooth: int = 1  # frames in the moving average (1: none)
-    per_video: int = 1  # moments kept per video
+DEFAULT_OPTIONS = MomentOptions()
 
 
 class SearchIndex:
@@ -203,43 +180,11 @@ def write_index(
         json.dump(info, f, indent=1, allow_nan=False)
 
 
-def moments_of(
-    times: np.ndarray, scores: np.ndarray, options: MomentOptions = MomentOptions()
-) -> list[tuple[float, float, float, float]]:
-    """``(start_s, end_s, score, peak_s)`` of the moments in one video's similarity curve,
-    best first. A moment spans its kept frames; its end is the last kept frame's time plus
-    the curve's typical frame spacing (so a one-frame moment has a length)."""
-    times = np.asarray(times, np.float64)
-    scores = np.asarray(scores, np.float64)
-    if len(scores) == 0:
-        return []
-    if options.smooth > 1 and len(scores) > 1:
-        kernel = np.ones(min(options.smooth, len(scores))) / min(options.smooth, len(scores))
-        padded = np.pad(scores, (len(kernel) // 2, len(kernel) - 1 - len(kernel) // 2), "edge")
-        scores = np.convolve(padded, kernel, mode="valid")
-    low, high = np.median(scores), scores.max()
-    threshold = low + options.threshold * (high - low)
-    keep = np.flatnonzero(scores >= threshold - 1e-12)
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-    groups: list[list[int]] = []
-    for i in keep:
-        if groups and times[i] - times[groups[-1][-1]] <= options.min_gap + 1e-9:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    out = []
-    for group in groups:
-        best = max(group, key=lambda i: scores[i])
-        out.append((float(times[group[0]]), float(times[group[-1]] + step),
-                    float(scores[best]), float(times[best])))  # fmt: skip
-    return sorted(out, key=lambda m: -m[2])
-
-
 def search(
     index: SearchIndex,
     query: np.ndarray,
     top: int = 10,
-    options: MomentOptions = MomentOptions(),
+    options: MomentOptions = DEFAULT_OPTIONS,
     contrast: np.ndarray | None = None,
 ) -> list[Moment]:
     """The ``top`` moments for a query embedding (see :func:`frame_scores`)."""
@@ -257,28 +202,6 @@ def frame_scores(
         generic = index.scores(contrast)
         scores = against_generic(scores, generic)
     return scores
-
-
-def rank_moments(
-    index: SearchIndex, scores: np.ndarray, top: int = 10, options: MomentOptions = MomentOptions()
-) -> list[Moment]:
-    """The ``top`` moments given every frame's score."""
-    n_videos = len(index.videos)
-    if n_videos and (np.diff(index.offsets) > 0).all():  # contiguous frames: one pass
-        best = np.maximum.reduceat(scores, index.offsets[:-1]).astype(np.float32)
-    else:
-        best = np.full(n_videos, -np.inf, np.float32)
-        np.maximum.at(best, index.frame_video, scores)
-    # Only the best videos can hold the best moments: a video's moments score <= its best frame.
-    candidates = np.argsort(-best, kind="stable")[: max(top * 4, top)]
-    found: list[Moment] = []
-    for video in candidates:
-        times, curve = index.curve(int(video), scores)
-        for start, end, score, peak in moments_of(times, curve, options)[: options.per_video]:
-            meta = index.videos[int(video)]
-            found.append(Moment(meta["key"], meta["id"], start, end, score, peak, int(video)))
-    found.sort(key=lambda m: (-m.score, m.key, m.start_s))
-    return found[:top]
 
 
 ANN_FILE = "ann.faiss"
@@ -316,7 +239,7 @@ def rank_moments_ann(
     ann,
     query: np.ndarray,
     top: int = 10,
-    options: MomentOptions = MomentOptions(),
+    options: MomentOptions = DEFAULT_OPTIONS,
     candidates: int = 50,
 ) -> list[Moment]:
     """Like :func:`rank_moments`, but only the videos of the ANN's best ``top * candidates``
