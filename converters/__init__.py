@@ -33,18 +33,19 @@ class Converter:
     files: str  # which annotation files it reads, as a user would name them
     function: Callable[[list[str], ConvertOptions, Report], Iterable[dict]]
     types: dict = field(default_factory=dict)  # arrow types of its own columns, where known
+    captions: bool = True  # whether its files hold captions (else no note when none has one)
 
 
 _REGISTRY: dict[str, Converter] = {}
 
 
-def register(name: str, title: str, files: str, types: dict | None = None):
+def register(name: str, title: str, files: str, types: dict | None = None, captions: bool = True):
     """Decorator: make ``function(paths, options, report) -> rows`` the converter ``name``
     (rows: an iterable of dicts, each with the same fields; a generator keeps big files
     streaming)."""
 
     def add(function):
-        _REGISTRY[name] = Converter(name, title, files, function, dict(types or {}))
+        _REGISTRY[name] = Converter(name, title, files, function, dict(types or {}), captions)
         return function
 
     return add
@@ -78,7 +79,7 @@ def convert_rows(
     split = normalise_split(split)
     locator = Locator(VideoRoot(video_root) if video_root else None, drop_missing)
     rows = known[dataset].function(list(paths), ConvertOptions(split, encoding), report)
-    total = kept = 0
+    total = kept = captioned = 0
     for row in rows:
         total += 1
         if split is not None:
@@ -96,10 +97,15 @@ def convert_rows(
                 " those not there)"
             )
         report.rows += 1
+        captioned += row.get("caption") is not None
         yield row
     if split is not None and kept < total:
         report.note(f"--split {split}: kept {kept} of {total} rows")
     locator.note(report)
+    if report.rows and not captioned and known[dataset].captions:
+        # Say so: a garbled or renamed field gives this, and a table of empty captions.
+        report.note(f"none of the {report.rows} rows has a caption: check that the files are"
+                    f" {dataset}'s ({known[dataset].files})")  # fmt: skip
 
 
 def convert(

@@ -13,7 +13,9 @@ from .core import ConvertError, clock_seconds, split_from_filename, youtube_url
 from .text import read_jsonl
 
 
-@register("hdvila", "HD-VILA-100M (clips)", "hdvila_part0.jsonl ... hdvila_part10.jsonl")
+@register(
+    "hdvila", "HD-VILA-100M (clips)", "hdvila_part0.jsonl ... hdvila_part10.jsonl", captions=False
+)
 def convert(paths, options, report):
     empty = 0
     for path in paths:

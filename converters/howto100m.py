@@ -37,7 +37,7 @@ def convert(paths, options, report):
         for path in captions:
             store.add_all(path, options.encoding)
         for path in tables:
-            for line, raw in read_csv(path, ("video_id",), options.encoding):
+            for line, raw in read_csv(path, ("video_id",), options.encoding, FIELDS, report):
                 video_id = raw["video_id"].strip()
                 expect(bool(video_id), path, "empty video_id", line)
                 fields = {k: raw.get(k) for k in FIELDS}

@@ -26,7 +26,9 @@ def convert(paths, options, report):
     subset: list[tuple[str, str]] = []  # (video_id, sentence) from 1k-A csv files
     for path in paths:
         if path.lower().endswith((".csv", ".csv.gz")):
-            for line, raw in read_csv(path, ("video_id", "sentence"), options.encoding):
+            for line, raw in read_csv(
+                path, ("video_id", "sentence"), options.encoding, report=report
+            ):
                 expect(bool(raw["video_id"].strip()), path, "empty video_id", line)
                 subset.append((raw["video_id"].strip(), raw["sentence"].strip()))
             continue

@@ -22,6 +22,7 @@ NUMBERS = {
     "fps": "fps",
     "seconds": "duration",
 }
+EXPECTED = (*NUMBERS, "frame", "camera motion")
 TYPES = {**{name: pa.float64() for name in NUMBERS.values()}, "frames": pa.int64()}
 
 
@@ -34,7 +35,7 @@ TYPES = {**{name: pa.float64() for name in NUMBERS.values()}, "frames": pa.int64
 def convert(paths, options, report):
     for path in paths:
         split = options.split or split_from_filename(path)
-        for line, raw in read_csv(path, ("video", "caption"), options.encoding):
+        for line, raw in read_csv(path, ("video", "caption"), options.encoding, EXPECTED, report):
             name = (raw["video"] or "").strip()
             if not name:
                 raise ConvertError(path, "empty video", line)

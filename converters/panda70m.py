@@ -37,7 +37,7 @@ def convert(paths, options, report):
     for path in paths:
         split = options.split or split_from_filename(path)
         required = ("videoID", "url", "timestamp", "caption")
-        for line, raw in read_csv(path, required, options.encoding):
+        for line, raw in read_csv(path, required, options.encoding, ("matching_score",), report):
             video_id = (raw["videoID"] or "").strip()
             if not video_id:
                 raise ConvertError(path, "empty videoID", line)

@@ -163,21 +163,58 @@ def iter_json_object(path: str, encoding: str = "utf-8") -> Iterator[tuple[str, 
             raise ConvertError(path, f"not JSON: {exc}") from exc
 
 
+# A UTF-8 byte-order mark decoded as Latin-1 or cp1252 (and often saved again as UTF-8):
+# what a spreadsheet round trip leaves before the first column's name.
+_GARBLED_BOMS = ("\u00ef\u00bb\u00bf", "\ufeff")
+
+
+def clean_header(names: list[str]) -> tuple[list[str], bool]:
+    """Column names without surrounding spaces, and the first without byte-order marks (real
+    or garbled, see ``_GARBLED_BOMS``) and the quotes that then no longer opened the field.
+    Returns the names and whether a mark was removed."""
+    names = [(n or "").strip() for n in names]
+    mended = False
+    if names:
+        first = names[0]
+        while first.startswith(_GARBLED_BOMS):
+            first = first.removeprefix(_GARBLED_BOMS[0]).removeprefix(_GARBLED_BOMS[1])
+            mended = True
+        if mended and len(first) >= 2 and first[0] == first[-1] == '"':
+            first = first[1:-1].replace('""', '"')
+        names[0] = first.strip()
+    return names, mended
+
+
 def read_csv(
-    path: str, required: Iterable[str], encoding: str = "utf-8"
+    path: str,
+    required: Iterable[str],
+    encoding: str = "utf-8",
+    expected: Iterable[str] = (),
+    report=None,
 ) -> Iterator[tuple[int, dict]]:
     """Rows of a csv by header name, with their line numbers, streamed; quoted fields may
-    hold commas and newlines. Fails on a missing column, naming the ones the file has."""
-    reader = csv.DictReader(read_lines(path, encoding))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    hold commas and newlines. Fails on a missing ``required`` column, naming the ones the
+    file has; a missing ``expected`` one (read when there) is a note in ``report`` with the
+    same list, since a garbled name would otherwise leave a column empty without a word.
+    Missing trailing cells read as empty."""
+    reader = csv.DictReader(read_lines(path, encoding), restval="")
+    header, mended = clean_header(list(reader.fieldnames or []))
     reader.fieldnames = header
+    has = ", ".join(header) or "none"
     missing = [c for c in required if c not in header]
     if missing:
-        raise ConvertError(
-            path,
-            f"no column {', '.join(missing)} in the header (it has: {', '.join(header) or 'none'})",
-            1,
-        )
+        raise ConvertError(path, f"no column {', '.join(missing)} in the header (it has: {has})", 1)
+    if report is not None:
+        if mended:
+            report.note(f"{path}: the header began with a byte-order mark garbled by another"
+                        " encoding (\u00ef\u00bb\u00bf): removed")  # fmt: skip
+        absent = [c for c in expected if c not in header]
+        if absent:
+            report.note(f"{path}: no column {', '.join(absent)} in the header (it has: {has}):"
+                        " left empty")  # fmt: skip
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if twice:
+            report.note(f"{path}: column {', '.join(twice)} named twice: the last one is read")
     line = reader.line_num
     for row in reader:
         if None in row:  # more fields than the header names

@@ -17,7 +17,13 @@ def convert(paths, options, report):
     rows = []
     for path in paths:
         split = options.split or split_from_filename(path)
-        for line, raw in read_csv(path, ("videoid", "contentUrl", "name"), options.encoding):
+        for line, raw in read_csv(
+            path,
+            ("videoid", "contentUrl", "name"),
+            options.encoding,
+            ("duration", "page_dir"),
+            report,
+        ):
             video_id = (raw["videoid"] or "").strip()
             url = (raw["contentUrl"] or "").strip()
             expect(bool(video_id and url), path, "empty videoid or contentUrl", line)

@@ -3,9 +3,11 @@ headers, invalid windows, duplicate and colliding ids."""
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
 from converters import ConvertError, convert
+from converters.cli import main as convert_main
 
 KINETICS = "label,youtube_id,time_start,time_end,split\n"
 
@@ -94,3 +96,40 @@ def test_json_documents_and_streamed_json_in_other_encodings(tmp_path, encoding)
     captions.write_bytes(json.dumps(item, ensure_ascii=False).encode(encoding))
     rows = rows_of(convert("howto100m", [str(captions)], encoding=name)[0])
     assert rows[0]["caption"] == "ਊ, Ċ" and rows[0]["end"] == 1.5
+
+
+def test_garbled_header_is_mended_or_named_never_a_silent_empty_column(tmp_path, capsys):
+    """A UTF-8 byte-order mark read as Latin-1 and saved again as UTF-8 (``ï»¿``) glued to
+    the first column's name: the mark is removed and said so; a column the converter reads
+    but cannot find is named with the columns the file has."""
+    body = "abseiling,aaa,4,14,train\nyoga,bbb,0,10,train\n"
+    garbled = tmp_path / "train.csv"
+    garbled.write_bytes(("\ufeff" + KINETICS + body).encode("utf-8").decode("cp1252").encode())
+    table, report = convert("kinetics", [str(garbled)])
+    assert [r["caption"] for r in rows_of(table)] == ["abseiling", "yoga"]
+    assert any("byte-order mark" in n and "train.csv" in n for n in report.notes)
+    # Quoted names after the garbled mark, and a mark read with --encoding latin-1.
+    quoted = tmp_path / "val.csv"
+    quoted.write_bytes(b"\xef\xbb\xbf" + b'"label","youtube_id",time_start,time_end\nx,a,1,2\n')
+    table, report = convert("kinetics", [str(quoted)], encoding="latin-1")
+    assert rows_of(table)[0]["caption"] == "x" and report.notes
+    # A name that is simply not there: a warning naming it and the columns found.
+    typo = write(tmp_path / "k.csv", "lable,youtube_id,time_start,time_end,split\n" + body)
+    out = tmp_path / "out.parquet"
+    assert convert_main(["kinetics", typo, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "k.csv: no column label" in err and "lable, youtube_id, time_start" in err
+    assert pq.read_table(out).column("caption").null_count == 2
+    # Required columns stay an error.
+    assert convert_main(["webvid", typo, "--out", str(out)]) == 2
+    assert "k.csv:1: no column videoid, contentUrl, name" in capsys.readouterr().err
+
+
+def test_a_caption_column_empty_in_every_row_is_said(tmp_path, capsys):
+    lines = [{"YoutubeID": "abc", "Start_timestamp": "00:00:01", "End_timestamp": "00:00:02",
+              "caption": "lower-case key: not InternVid's"}]  # fmt: skip
+    path = write(tmp_path / "part.jsonl", "\n".join(json.dumps(x) for x in lines))
+    out = tmp_path / "out.jsonl"
+    assert convert_main(["internvid", path, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "none of the 1 rows has a caption" in err
