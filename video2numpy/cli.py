@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -21,12 +20,12 @@ from .decode import BACKENDS
 from .fetch import FetchOptions
 from .jsonsafe import dumps
 from .npy import NpyWriter
+from .outputs import output_names
 from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
 from .sampling import Sampling
 from .status import SUCCESS
 from .video import FrameOptions
-from .youtube import parse_youtube_id
 
 
 def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,20 +136,6 @@ def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def output_names(rows: Sequence[dict]) -> list[str]:
-    """A safe, unique file name per row: its id, YouTube id or file name; row number on clashes."""
-    bases = []
-    for row in rows:
-        location = row["location"]
-        base = row.get("id") or parse_youtube_id(location) or location.rstrip("/").split("/")[-1]
-        base = os.path.splitext(str(base))[0] if not row.get("id") else str(base)
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "video"
-        bases.append(base[:200])
-    counts = Counter(bases)
-    width = len(str(max(len(rows) - 1, 0)))
-    return [b if counts[b] == 1 else f"{b}_{i:0{width}d}" for i, b in enumerate(bases)]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     # tqdm and pyarrow are imported where they are used, not at the top: each decode worker
     # (a spawned process) imports this module again as its parent's main module.
@@ -177,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dest = args.dest.removeprefix("file://")
     os.makedirs(dest, exist_ok=True)
     names = output_names(rows)
-    todo = [i for i in range(len(rows)) if args.overwrite or not _done(dest, names[i])]
+    todo = [i for i in range(len(rows)) if args.overwrite or not _done(dest, names[i], rows[i])]
     skipped = len(rows) - len(todo)
 
     began = time.perf_counter()
@@ -223,12 +208,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _done(dest: str, name: str) -> bool:
+def _done(dest: str, name: str, row: dict) -> bool:
+    """Whether ``name`` holds this row's successful output. The record must be of this very
+    location: a file of the same name from elsewhere is never taken for it."""
     try:
-        with open(os.path.join(dest, name + ".json")) as f:
-            return json.load(f).get("status") == SUCCESS
+        with open(os.path.join(dest, name + ".json"), encoding="utf-8") as f:
+            record = json.load(f)
     except (OSError, ValueError):
         return False
+    return (
+        isinstance(record, dict)
+        and record.get("status") == SUCCESS
+        and record.get("location") == row["location"]
+    )
 
 
 def _write_json(path: str, record: dict) -> None:
