@@ -58,6 +58,7 @@ def test_table_to_npy_and_resume(videos, tmp_path, capsys):
         "clip_.._x.json",
         "clip_.._x.npy",
         "missing.json",
+        "run.json",
     ]
     frames = np.load(dest / "cfr_0.npy")
     meta = json.loads((dest / "cfr_0.json").read_text())

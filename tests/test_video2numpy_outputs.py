@@ -1,4 +1,5 @@
-"""video2numpy's destination: one safe, unique, stable name per input."""
+"""video2numpy's destination: one safe, unique, stable name per input, and a run file that
+refuses to mix runs with other settings or input (``--overwrite`` redoes one)."""
 
 import json
 import os
@@ -108,6 +109,91 @@ def test_colliding_inputs_keep_every_video(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0
     assert "0 videos" in (err := capsys.readouterr().err) and "3 already done" in err
+
+
+def test_rerun_with_other_options_is_refused_then_overwritten(videos, tmp_path, capsys):
+    dest = tmp_path / "out"
+    (tmp_path / "out").mkdir()
+    (dest / "notes.json").write_text("{}")  # the user's own file: never touched
+    base = [videos["cfr.mp4"], "--dest", str(dest), "--workers", "0"]
+    assert main([*base, "--fps", "1", "--size", "32"]) == 0
+    run = json.loads((dest / RUN_FILE).read_text())
+    assert run["tool"] == "video2numpy" and run["names"] == ["cfr"]
+    assert run["sampling"]["fps"] == 1 and run["resize"]["size"] == 32
+    capsys.readouterr()
+
+    assert main([*base, "--fps", "10", "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert "sampling.fps: 1.0 there, 10.0 now" in err and "resize.size: 32 there, 64 now" in err
+    assert "--overwrite" in err
+    assert np.load(dest / "cfr.npy").shape == (3, 32, 32, 3)  # nothing was changed
+
+    assert main([*base, "--fps", "10", "--size", "64", "--overwrite"]) == 0
+    assert np.load(dest / "cfr.npy").shape == (30, 64, 64, 3)
+    assert json.loads((dest / RUN_FILE).read_text())["resize"]["size"] == 64
+    assert (dest / "notes.json").read_text() == "{}"
+    # The decoder is not part of a run's identity: both give the same frames.
+    assert main([*base, "--fps", "10", "--size", "64", "--backend", "decord"]) == 0
+
+
+def test_changed_input_is_refused_and_overwrite_removes_only_listed_outputs(
+    videos, tmp_path, capsys
+):
+    dest = tmp_path / "out"
+    table = tmp_path / "videos.txt"
+    table.write_text(f"{videos['cfr.mp4']}\n{videos['vfr.mp4']}\n")
+    argv = [str(table), "--dest", str(dest), "--num-frames", "2", "--size", "32"]
+    assert main([*argv, "--workers", "0"]) == 0
+    (dest / "mine.npy").write_bytes(b"not ours")
+    table.write_text(f"{videos['cfr.mp4']}\n")
+    capsys.readouterr()
+    assert main([*argv, "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "another input (2 rows there, 1 now)" in err and "--overwrite" in err
+    assert main([*argv, "--workers", "0", "--overwrite"]) == 0
+    assert sorted(os.listdir(dest)) == ["cfr.json", "cfr.npy", "mine.npy", RUN_FILE]
+
+
+def test_outputs_without_a_run_file_are_not_mixed_in(videos, tmp_path, capsys):
+    """A destination written before runs were recorded (or by something else) holds files
+    under this input's names: their settings are unknown, so they are neither trusted nor
+    silently replaced."""
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "CFR.json").write_text('{"status": "success"}')  # case-only difference too
+    argv = [videos["cfr.mp4"], "--dest", str(dest), "--num-frames", "2", "--workers", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "CFR.json" in err and RUN_FILE in err and "--overwrite" in err
+    assert not (dest / RUN_FILE).exists()
+    assert main([*argv, "--overwrite"]) == 0
+    assert RUN_FILE in os.listdir(dest)
+
+
+def test_another_tools_run_file_is_left_alone(videos, tmp_path, capsys):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / RUN_FILE).write_text('{"model": "ViT-B-32", "shards": 3}')  # clip-video-encode's
+    argv = [videos["cfr.mp4"], "--dest", str(dest), "--num-frames", "2", "--workers", "0"]
+    for extra in ([], ["--overwrite"]):
+        assert main([*argv, *extra]) == 2
+        assert "not a video2numpy run file" in capsys.readouterr().err
+    assert json.loads((dest / RUN_FILE).read_text())["shards"] == 3
+
+
+def test_overwrite_never_removes_outside_dest(videos, tmp_path):
+    """The names a run file lists are checked before anything is removed by them."""
+    dest = tmp_path / "out"
+    argv = [videos["cfr.mp4"], "--dest", str(dest), "--num-frames", "2", "--workers", "0"]
+    assert main(argv) == 0
+    victim = tmp_path / "victim.json"
+    victim.write_text("keep")
+    run = json.loads((dest / RUN_FILE).read_text())
+    run["names"] += ["../victim", "/etc/passwd", ".."]
+    (dest / RUN_FILE).write_text(json.dumps(run))
+    assert main([*argv, "--overwrite"]) == 0
+    assert victim.read_text() == "keep"
 
 
 # -- properties over any list of locations ---------------------------------------------------

@@ -2,8 +2,10 @@
 
 For every input video it writes ``NAME.npy`` (n, H, W, 3 uint8) and then ``NAME.json``
 (status, error, timestamps, source metadata). The ``.json`` is written last, so a rerun skips
-the videos that already succeeded and redoes the rest. Exit code 0 only if every video
-succeeded, 1 if any failed, 2 for a usage error.
+the videos that already succeeded and redoes the rest. ``run.json``, written before any of
+them, records the settings and input a rerun must match (see :mod:`video2numpy.outputs`).
+Exit code 0 only if every video succeeded, 1 if any failed, 2 for a usage error or a
+destination that holds another run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .decode import BACKENDS
 from .fetch import FetchOptions
 from .jsonsafe import dumps
 from .npy import NpyWriter
-from .outputs import output_names
+from .outputs import RunMismatch, output_names, prepare_run, run_settings
 from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
 from .sampling import Sampling
@@ -136,6 +138,23 @@ def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def table_columns(src: str, args: argparse.Namespace) -> dict:
+    """The columns a table is read by: they decide the rows and what each record carries,
+    so they are part of a run's settings (none for a single video)."""
+    from .table import is_table
+
+    if not is_table(src):
+        return {}
+    return {
+        "location": args.location_col,
+        "id": args.id_col,
+        "start": args.start_col,
+        "end": args.end_col,
+        "caption": args.caption_col,
+        "save": [c.strip() for c in args.save_columns.split(",") if c.strip()],
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # tqdm and pyarrow are imported where they are used, not at the top: each decode worker
     # (a spawned process) imports this module again as its parent's main module.
@@ -147,7 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("src", help="a video path or URL, a YouTube id, or a table of videos")
     parser.add_argument("--dest", required=True, help="output folder (local)")
-    parser.add_argument("--overwrite", action="store_true", help="redo videos already done")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="remove the outputs of the run recorded in --dest (the names its run.json lists)"
+        " and start again; without it a rerun resumes, and one with other settings or input"
+        " is refused",
+    )
     add_frame_arguments(parser)
     add_table_arguments(parser)
     args = parser.parse_args(argv)
@@ -162,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dest = args.dest.removeprefix("file://")
     os.makedirs(dest, exist_ok=True)
     names = output_names(rows)
+    try:
+        settings = run_settings(args.src, rows, names, options, table_columns(args.src, args))
+        prepare_run(dest, settings, args.overwrite)
+    except (RunMismatch, OSError) as exc:
+        print(f"video2numpy: {exc}", file=sys.stderr)
+        return 2
     todo = [i for i in range(len(rows)) if args.overwrite or not _done(dest, names[i], rows[i])]
     skipped = len(rows) - len(todo)
 
