@@ -29,10 +29,17 @@ from .tars import expand_tars, is_tar_input, shard_name
 from .writer import Sample, committed_shards, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
-_BINDING = ("input", "model", "pretrained", "embed_dim", "sampling", "resize", "samples_per_shard",
-            "columns", "caption_similarity", "output_format", "engine", "precision")  # fmt: skip
-# What a run.json written before a setting existed meant by it.
-_BINDING_DEFAULTS = {"engine": "torch"}
+# weights_sha256: the weights themselves (a path or tag may name other weights another day).
+_BINDING = ("input", "model", "pretrained", "weights_sha256", "embed_dim", "sampling", "resize",
+            "samples_per_shard", "columns", "caption_similarity", "output_format", "engine",
+            "precision")  # fmt: skip
+# What a run.json written before a setting existed meant by it. Its weights are unknown: such
+# a run is not resumed blindly; the message shows the digest to add if they are these weights.
+_BINDING_DEFAULTS = {
+    "engine": "torch",
+    "weights_sha256": "not recorded (run.json predates weight digests: if its shards were"
+    " encoded with these weights, add the digest shown as now to it as weights_sha256)",
+}
 
 
 class RunMismatch(Exception):

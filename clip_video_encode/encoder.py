@@ -9,10 +9,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .weights import EncoderLoadError, default_pretrained, image_tower_alone, load_model
+from .weights import (
+    RANDOM_SEED,
+    EncoderLoadError,
+    WeightsMismatch,
+    default_pretrained,
+    image_tower_alone,
+    load_weights,
+)
 
 __all__ = ["ENGINES", "Encoder", "EncoderFidelityError", "EncoderLoadError", "EncoderOptions",
-           "PRECISIONS"]  # fmt: skip
+           "PRECISIONS", "TextEncoder", "WeightsMismatch"]  # fmt: skip
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 ENGINES = ("auto", "torch", "onnxruntime")
@@ -33,6 +40,9 @@ class EncoderOptions:
     text: bool = False  # keep the text tower (caption similarity); else only the image tower
     engine: str = "auto"  # torch, onnxruntime; auto: onnxruntime for int8, else torch
     min_cosine: float = 0.99  # an engine other than torch fp32 must agree with it this well
+    # The weights' digest a dataset recorded (run.json's weights_sha256): other weights are
+    # refused at load (WeightsMismatch). None: whatever the name gives.
+    weights_sha256: str | None = None
 
     def resolved_pretrained(self) -> str:
         return self.pretrained or default_pretrained(self.model)
@@ -124,9 +134,9 @@ class Encoder:
         self.precision = resolve_precision(options.precision, self.device, self.engine)
         self.batch_size = resolve_batch_size(options.batch_size, self.device, self.precision)
         self.pretrained = options.resolved_pretrained()
-        model = load_model(
-            options.model, self.pretrained, self.device, options.cache_dir, text=options.text
-        )
+        model, self.weights_sha256 = load_weights(options.model, self.pretrained, self.device,
+                                                  options.cache_dir, options.text,
+                                                  options.weights_sha256)  # fmt: skip
         cfg = open_clip.get_model_preprocess_cfg(model)
         plain = image_tower_alone(model)
         # Where encode_image is the image tower alone, keep just that tower unless text is
@@ -255,10 +265,15 @@ class Encoder:
         return cosine_to(embeddings, self.encode_text([text])[0])
 
     def describe(self) -> dict:
-        """What ``run.json`` records about the encoder."""
+        """What ``run.json`` records about the encoder. ``weights_sha256`` names the weights
+        themselves (a path or a tag may give other weights another day), ``weights_seed``
+        how random weights (``none``) were drawn."""
+        seed = {"weights_seed": RANDOM_SEED} if self.pretrained.lower() == "none" else {}
         return {
             "model": self.options.model,
             "pretrained": self.pretrained,
+            "weights_sha256": self.weights_sha256,
+            **seed,
             "precision": self.precision,
             "engine": self.engine,
             "device": self.device,
@@ -282,12 +297,16 @@ class TextEncoder:
     output size, which pages all of it in)."""
 
     def __init__(self, model: str, pretrained: str, device: str = "auto",
-                 cache_dir: str | None = None) -> None:  # fmt: skip
+                 cache_dir: str | None = None,
+                 expect_sha256: str | None = None) -> None:  # fmt: skip
+        """``expect_sha256``: the dataset's ``weights_sha256``; a checkpoint with other
+        weights raises :class:`WeightsMismatch` (queries would land in another space)."""
         import open_clip
         import torch
 
         self.device = resolve_device(device)
-        clip = load_model(model, pretrained, "cpu", cache_dir, text=True)
+        clip, self.weights_sha256 = load_weights(model, pretrained, "cpu", cache_dir, True,
+                                                 expect_sha256)  # fmt: skip
         if hasattr(clip, "visual"):
             clip.visual = torch.nn.Identity()  # unread, and gone
         self.model = clip.to(self.device).eval()
