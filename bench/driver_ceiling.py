@@ -77,8 +77,8 @@ def replay_actors(frames_ref, record: dict, embeddings_ref, description: dict) -
         def fidelity(self) -> None:
             return None
 
-        def encode(self, *frames: np.ndarray) -> np.ndarray:
-            n = sum(len(f) for f in frames)
+        def encode(self, pieces, *frames: np.ndarray) -> np.ndarray:
+            n = sum(n for _, _, n in pieces)
             reps = -(-n // len(self.embeddings))
             return np.tile(self.embeddings, (reps, 1))[:n]
 

@@ -2,8 +2,9 @@
 
 Decoding runs in video2numpy's worker pool; the encoder runs in a thread of its own (torch
 releases the GIL), so this thread keeps taking frames from the decoders while a batch is
-being encoded. Batches span videos, so short videos still fill them. Both hand-offs are
-bounded queues: a slow encoder makes the decoders wait, never fills memory.
+being encoded. Which frames share a batch follows :mod:`.batching`'s rule (short videos of a
+group share batches), never the decoders' timing. Both hand-offs are bounded queues: a slow
+encoder makes the decoders wait, never fills memory.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from video2numpy.status import SUCCESS
 from video2numpy.video import FrameOptions
 
 from .assembly import Assembly
+from .batching import Batcher, Piece
 from .dataset import (
     EncodeJob,
     open_destination,
@@ -35,7 +37,7 @@ from .lease import Lease
 
 @dataclass
 class _Video:
-    parts: list[np.ndarray | None] = field(default_factory=list)
+    parts: dict[int, np.ndarray] = field(default_factory=dict)  # first frame -> embeddings
     frames: int = 0  # frames sent to the encoder
     encoded: int = 0  # frames whose embeddings came back
     record: dict | None = None
@@ -63,14 +65,18 @@ def encode_dataset(
 
 
 def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, progress) -> None:
-    """Decode the videos ``assembly`` hands out, encode their frames, hand back the results."""
+    """Decode the videos ``assembly`` hands out, encode their frames in the batches
+    :class:`Batcher` forms, hand back the results."""
     videos: dict[int, _Video] = {}
-    pipeline = _EncodeThread(encoder.encode, encoder.batch_size)
+    pipeline = _EncodeThread(encoder.encode)
+    batcher = Batcher(encoder.batch_size)
     waiting: set[int] = set()  # decoded videos whose frames are still being encoded
 
     def collect() -> None:
         for i, offset, n, result in pipeline.results():
-            video = videos[i]
+            video = videos.get(i)
+            if video is None:
+                continue  # a video that failed after some of its frames went out
             video.encoded += n
             if isinstance(result, Exception):
                 video.error = f"encoding failed: {type(result).__name__}: {result}"
@@ -80,28 +86,37 @@ def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, pro
             waiting.discard(i)
             video = videos.pop(i)
             ok = video.record["status"] == SUCCESS and video.parts and video.error is None
-            embeddings = np.concatenate(video.parts) if ok else None
+            embeddings = np.concatenate([video.parts[k] for k in sorted(video.parts)]) if ok \
+                else None  # fmt: skip
             assembly.finish(i, video.record, embeddings, video.error)
+
+    def registered(sources):
+        """The sources, each registered with the batcher as it is handed out."""
+        for i, source in enumerate(sources):
+            slot = assembly.slots[i]
+            pipeline.put(batcher.register(i, slot.shard, slot.index))
+            yield source
+        pipeline.put(batcher.close())
 
     bar = tqdm(total=assembly.total, unit="video", disable=_quiet(progress), desc="encode")
     frames = chunked_for(run["frames"], encoder.batch_size)
-    stream = stream_videos(assembly.sources(), frames, job.workers, job.timeout)
+    stream = stream_videos(registered(assembly.sources()), frames, job.workers, job.timeout)
     try:
         for chunk in stream:
             video = videos.setdefault(chunk.index, _Video())
             if len(chunk.frames):
-                video.parts.append(None)
                 video.frames += len(chunk.frames)
-                pipeline.put(chunk.index, len(video.parts) - 1, chunk.frames)
+                pipeline.put(batcher.add(chunk.index, chunk.frames, 0, len(chunk.frames),
+                                         chunk.frames.shape[1:]))  # fmt: skip
             if chunk.record is not None:
                 video.record = chunk.record
                 bar.update(1)
-                if chunk.record["status"] != SUCCESS:
-                    pipeline.forget(chunk.index)
+                ok = chunk.record["status"] == SUCCESS
+                pipeline.put(batcher.end(chunk.index, ok))
+                if not ok:
                     video.encoded = video.frames  # nothing to wait for
                 waiting.add(chunk.index)
             collect()
-        pipeline.flush()
         while waiting:
             pipeline.wait()
             collect()
@@ -133,51 +148,31 @@ class EncoderThreadDied(RuntimeError):
 
 
 class _EncodeThread:
-    """Batches frames across videos and encodes them in a background thread.
+    """Encodes batches in a background thread, in the order they are put.
 
-    A batch holds frames of one shape (``--resize-mode native`` gives each video its own), and
-    an error that stops the thread itself is raised in the caller's thread, never left to
+    An error that stops the thread itself is raised in the caller's thread, never left to
     hang it.
     """
 
-    def __init__(self, encode: Callable[[np.ndarray], np.ndarray], batch_size: int) -> None:
+    def __init__(self, encode: Callable[[np.ndarray], np.ndarray]) -> None:
         self._encode = encode
-        self._batch_size = batch_size
-        self._pieces: list[tuple[int, int, np.ndarray]] = []
-        self._size = 0
         self._todo: queue.Queue = queue.Queue(maxsize=2)
         self._done: queue.Queue = queue.Queue()
-        self._dropped: set[int] = set()
         self._in_flight = 0
         self._died: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, daemon=True, name="encoder")
         self._thread.start()
 
-    def put(self, video: int, offset: int, frames: np.ndarray) -> None:
-        if self._pieces and self._pieces[0][2].shape[1:] != frames.shape[1:]:
-            self.flush()  # another frame size: it starts a batch of its own
-        self._pieces.append((video, offset, frames))
-        self._size += len(frames)
-        if self._size >= self._batch_size:
-            self.flush()
-
-    def forget(self, video: int) -> None:
-        """A video failed after some of its frames were queued: drop what it sent."""
-        self._dropped.add(video)
-        self._pieces = [p for p in self._pieces if p[0] != video]
-        self._size = sum(len(p[2]) for p in self._pieces)
-
-    def flush(self) -> None:
-        if self._pieces:
+    def put(self, batches: list[list[Piece]]) -> None:
+        for batch in batches:
             self._in_flight += 1
             while True:  # blocks while two batches wait (backpressure), unless the thread died
                 self._check()
                 try:
-                    self._todo.put(self._pieces, timeout=0.5)
+                    self._todo.put(batch, timeout=0.5)
                     break
                 except queue.Full:
                     continue
-            self._pieces, self._size = [], 0
 
     def _check(self) -> None:
         if isinstance(self._died, EncoderFidelityError):
@@ -197,9 +192,7 @@ class _EncodeThread:
             except queue.Empty:
                 return
             self._in_flight -= 1
-            for video, offset, n, result in batch:
-                if video not in self._dropped:
-                    yield video, offset, n, result
+            yield from batch
 
     def wait(self) -> None:
         """Block until at least one batch has finished (if any is in flight)."""
@@ -227,15 +220,16 @@ class _EncodeThread:
         except BaseException as exc:  # noqa: B036 (reported to the caller's thread)
             self._died = exc
 
-    def _run(self, pieces: list) -> list:
+    def _run(self, pieces: list[Piece]) -> list:
         try:
-            embeddings = self._encode(np.concatenate([p[2] for p in pieces]))
+            frames = [p.source[p.lo : p.lo + p.n] for p in pieces]
+            embeddings = self._encode(frames[0] if len(frames) == 1 else np.concatenate(frames))
         except EncoderFidelityError:
             raise  # the engine cannot be trusted: the whole run stops
         except Exception as exc:  # e.g. out of memory: these videos fail, the run goes on
-            return [(v, o, len(f), exc) for v, o, f in pieces]
+            return [(p.video, p.offset, p.n, exc) for p in pieces]
         out, lo = [], 0
-        for video, offset, part in pieces:
-            out.append((video, offset, len(part), embeddings[lo : lo + len(part)]))
-            lo += len(part)
+        for p in pieces:
+            out.append((p.video, p.offset, p.n, embeddings[lo : lo + p.n]))
+            lo += p.n
         return out

@@ -7,15 +7,16 @@ Why Ray core actors rather than Ray Data: a shard must hold each of its input ro
 once, in input order, and be committed only when complete, so that shards are the same as the
 local executor's and a rerun resumes at the first uncommitted shard. Here the driver owns that
 bookkeeping (the same :class:`Assembly` the local executor uses): it hands videos to decode
-actors in shard order, batches their frames across videos to encoder actors, and writes each
-finished video. Ray Data's ``map_batches`` would re-block and reorder rows and retry failed
-tasks on its own terms, leaving exactly-once per shard to be rebuilt on top of it.
+actors in shard order, sends their frames to encoder actors in the batches the local executor
+forms too (:mod:`.batching`), and writes each finished video. Ray Data's ``map_batches``
+would re-block and reorder rows and retry failed tasks on its own terms, leaving exactly-once
+per shard to be rebuilt on top of it.
 
 Frames stay in the object store. A decode actor's ``decode`` takes a group of videos (about
 one encoder batch of frames: one 10-frame clip per call would cost the driver more than the
 clip's encoding) and is a streaming generator that yields a small header and then the frames
-gathered across videos; the driver reads headers only and passes the frame refs to an encoder
-actor, which reads them without a copy. Backpressure: the
+gathered across videos; the driver reads headers only and passes the frame refs (with the ranges of
+each batch) to an encoder actor, which reads them without a copy. Backpressure: the
 driver stops pulling from decoders while the frames it holds for encoding reach a limit, and a
 decoder's generator pauses after two items nobody pulled, so a slow encoder never lets decoders
 fill memory.
@@ -44,6 +45,7 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 from video2numpy.video import FrameOptions, Task, sample_video
 
 from .assembly import Assembly, videos_to_do
+from .batching import Batcher, Piece
 from .dataset import (
     EncodeJob,
     Input,
@@ -192,8 +194,11 @@ class EncodeWorker:
     def fidelity(self) -> dict | None:
         return self.encoder.fidelity
 
-    def encode(self, *frames: np.ndarray) -> np.ndarray:
-        return self.encoder.encode(frames[0] if len(frames) == 1 else np.concatenate(frames))
+    def encode(self, pieces: list[tuple[int, int, int]], *frames: np.ndarray) -> np.ndarray:
+        """One batch: ``pieces`` are ``(k, lo, n)``, frames ``lo .. lo + n`` of
+        ``frames[k]``, in batch order (objects in the store are read without a copy)."""
+        parts = [frames[k][lo : lo + n] for k, lo, n in pieces]
+        return self.encoder.encode(parts[0] if len(parts) == 1 else np.concatenate(parts))
 
     def encode_text(self, text: str) -> np.ndarray:
         return self.encoder.encode_text([text])[0]
@@ -204,31 +209,20 @@ class _Video:
     source: dict
     attempt: int = 0  # its decodes so far: results of an earlier one are stale
     failures: int = 0  # decodes lost to its decoder dying or stalling on it
-    parts: list = field(default_factory=list)  # embeddings per chunk, None until encoded
-    pending: int = 0  # chunks sent to an encoder, not back yet
+    parts: dict = field(default_factory=dict)  # first frame -> embeddings, as they come
+    pending: int = 0  # frames given to the batcher, not back from an encoder yet
     record: dict | None = None
     error: str | None = None
     text: np.ndarray | None = None  # the caption's text embedding (--caption-similarity)
     text_ref: object = None  # that embedding, on its way from an encoder
 
 
-class _Segment(NamedTuple):
-    """One video's frames inside a piece."""
+class _Frames(NamedTuple):
+    """Where a piece's frames are: a decoder item in the object store, from one decode of
+    its video (results of an earlier decode are stale)."""
 
-    video: int
-    attempt: int  # the video's decode it came from
-    part: int  # its position among the video's chunks
-    lo: int  # its first frame in the piece
-    n: int
-
-
-class _Piece(NamedTuple):
-    """Frames on their way to an encoder: one decoder item, of one or more videos."""
-
-    ref: object  # the frames, in the object store
-    n: int  # frames
-    shape: tuple  # one frame's (H, W, 3): a batch holds one shape
-    segments: tuple  # the videos' _Segment, in frame order
+    ref: object
+    attempt: int
 
 
 @dataclass
@@ -383,7 +377,8 @@ class Progress:
 
 class Lane:
     """Decoders and encoders driven by one process: hands videos to decoders in shard order,
-    batches their frames across videos to the encoders, and writes and commits shards.
+    sends their frames to the encoders in the batches :mod:`.batching` forms (the local
+    executor's), and writes and commits shards.
     The driver runs one; with ``--pipelines``, each pipeline actor runs one."""
 
     def __init__(self, job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools):
@@ -451,19 +446,20 @@ class Lane:
         self.queue: deque[int] = deque()  # videos to (re)decode, before new sources
         self.decoding: list[_Decoding] = []
         self.decoded = [0, 0, 0.0]  # videos decoded, their frames and seconds: _group_size
-        self.batch: list[_Piece] = []  # frames waiting for a full batch
-        self.held = 0  # frames in self.batch and in flight to encoders
+        self.batcher = Batcher(batch_size)
+        self.held = 0  # frames in flight to encoders (the batcher's wait for their group)
         self.in_flight: dict[object, tuple[object, list]] = {}  # ref -> (encoder, pieces)
         self.load = {id(e): 0 for e in self.encoders}
         sources = enumerate(self.assembly.sources())
         self.more = True
         try:
-            while (self.more or self.queue or self.decoding or self.batch or self.in_flight
-               or self.texts):  # fmt: skip
+            while self.more or self.queue or self.decoding or self.in_flight or self.texts:
                 before = self.assembly.finished
                 self._start_decodes(sources)
                 self._step()
                 yield self.assembly.finished - before
+            if self.batcher.held:  # every video ended: no frame may be left unbatched
+                raise RuntimeError(f"{self.batcher.held} frames were never sent to an encoder")
         except BaseException:
             self.assembly.abort()
             raise
@@ -482,10 +478,13 @@ class Lane:
                 group = []
                 for video, source in itertools.islice(sources, self._group_size()):
                     self.videos[video] = _Video(source)
+                    slot = self.assembly.slots[video]
+                    self._send(self.batcher.register(video, slot.shard, slot.index))
                     self._ask_text(video)
                     group.append(video)
                 if not group:
                     self.more = False
+                    self._send(self.batcher.close())
                     continue
             else:
                 return
@@ -522,20 +521,17 @@ class Lane:
     def _step(self) -> None:
         """Wait for the next header, frames or embeddings, and act on it."""
         ray = self.ray
-        if not self.decoding and not self.more and not self.queue:
-            self._flush(force=True)  # the last frames: no full batch will come
+        # Frames waiting in the batcher for the rest of their group do not count: that rest
+        # is still to be pulled.
         pulling = self.held < self.frames_limit
         # Finished batches first: ray.wait reports the first ready item of the list.
         waitables = list(self.in_flight) + list(self.starting) + list(self.texts)
         waitables += [d.generator for d in self.decoding] if pulling else []
         if not waitables:
-            self._flush(force=True)
             return
         ready, _ = ray.wait(waitables, num_returns=1, timeout=1.0)
         self._check_stalls(paused=not pulling)
         if not ready:
-            if not self.more and not self.queue and all(d.header is None for d in self.decoding):
-                self._flush(force=True)  # the last videos: no full batch will come
             return
         item = ready[0]
         if item in self.starting:
@@ -572,18 +568,14 @@ class Lane:
             self._decoder_died(d, exc)
 
     def _frames_in(self, d: _Decoding, header: dict, ref) -> None:
-        segments, lo = [], 0
+        lo, shape = 0, tuple(header["shape"])
         for video, n in header["parts"]:
             state = self.videos.get(video)
             if state is not None and state.attempt == d.attempts[video]:
-                state.parts.append(None)
-                state.pending += 1
-                segments.append(_Segment(video, state.attempt, len(state.parts) - 1, lo, n))
-            lo += n
-        if segments:  # else every video in it was decoded again meanwhile
-            self.batch.append(_Piece(ref, lo, tuple(header["shape"]), tuple(segments)))
-            self.held += lo
-            self._flush()
+                state.pending += n
+                frames = _Frames(ref, state.attempt)
+                self._send(self.batcher.add(video, frames, lo, n, shape))
+            lo += n  # else the video was decoded again meanwhile
 
     def _records_in(self, d: _Decoding, records: list) -> None:
         for video, record in records:
@@ -596,10 +588,12 @@ class Lane:
             return
         if record["status"] != SUCCESS:  # frames already sent are of no use
             self._requeue(index, again=False)
-        elif record.get("n_frames"):
-            self.decoded[0] += 1
-            self.decoded[1] += record["n_frames"]
-            self.decoded[2] += float(record.get("seconds") or 0.0)
+        else:
+            self._send(self.batcher.end(index))
+            if record.get("n_frames"):
+                self.decoded[0] += 1
+                self.decoded[1] += record["n_frames"]
+                self.decoded[2] += float(record.get("seconds") or 0.0)
         video.record = record
         self._maybe_finish(index)
 
@@ -639,13 +633,16 @@ class Lane:
         return video is not None and video.attempt == d.attempts[index] and video.record is None
 
     def _requeue(self, index: int, again: bool = True) -> None:
-        """Forget what this decode of the video sent; ``again``: decode it once more."""
+        """Forget what this decode of the video sent; ``again``: decode it once more
+        (otherwise it has failed)."""
         video = self.videos[index]
         video.attempt += 1
-        video.parts, video.pending, video.record = [], 0, None
-        self._prune_batch()
+        video.parts, video.pending, video.record = {}, 0, None
         if again:
+            self.batcher.reset(index)
             self.queue.appendleft(index)
+        else:
+            self._send(self.batcher.drop(index))
 
     def _restart(self, index: int, why: str, status: str = FAILED_TO_DECODE) -> None:
         video = self.videos[index]
@@ -671,67 +668,54 @@ class Lane:
 
     # -- encoding ---------------------------------------------------------------------------
 
-    def _flush(self, force: bool = False) -> None:
-        """Send the frames gathered so far to the least busy encoder, once a batch is full."""
-        while self.batch and (force or sum(p.n for p in self.batch) >= self.batch_size):
-            # One frame shape per batch (--resize-mode native gives each video its own).
-            shape = self.batch[0].shape
-            pieces, n, rest = [], 0, []
-            for piece in self.batch:
-                if piece.shape == shape and n < self.batch_size:
-                    pieces.append(piece)
-                    n += piece.n
-                else:
-                    rest.append(piece)
-            self.batch = rest
+    def _send(self, batches: list) -> None:
+        """Send each batch to the least busy encoder."""
+        for batch in batches:
+            refs: dict[object, int] = {}  # a decoder item, passed once however many pieces
+            spec = [(refs.setdefault(p.source.ref, len(refs)), p.lo, p.n) for p in batch]
             encoder = min(self.encoders, key=lambda e: self.load[id(e)])
-            ref = encoder.encode.remote(*[p.ref for p in pieces])
-            self.in_flight[ref] = (encoder, pieces)
+            ref = encoder.encode.remote(spec, *refs)
+            self.in_flight[ref] = (encoder, batch)
             self.load[id(encoder)] += 1
+            self.held += sum(p.n for p in batch)
 
     def _collect(self, ref) -> None:
         ray = self.ray
         encoder, pieces = self.in_flight.pop(ref)
         self.load[id(encoder)] = self.load.get(id(encoder), 1) - 1
         self.held -= sum(p.n for p in pieces)
+        current = [p for p in pieces if self._current(p)]
         try:
             embeddings = ray.get(ref)
         except (ray.exceptions.RayActorError, ray.exceptions.ObjectLostError) as exc:
             # The encoder died, or a decoder died before its frames were stored.
             if getattr(exc, "actor_id", None) == encoder._actor_id.hex():
                 self._replace_encoder(encoder)
-            current = {s.video for p in pieces for s in p.segments if self._current(s)}
-            for video in sorted(current):
+            for video in sorted({p.video for p in current}):
                 self._restart(video, f"encoder lost: {type(exc).__name__}: {exc}")
             return
         except ray.exceptions.RayTaskError as exc:  # e.g. out of memory: these videos fail
             if isinstance(exc.cause, EncoderFidelityError):
                 raise exc.cause from None  # the engine cannot be trusted: the run stops
-            for seg in [s for p in pieces for s in p.segments if self._current(s)]:
-                video = self.videos[seg.video]
+            for p in current:
+                video = self.videos[p.video]
                 video.error = f"encoding failed: {exc.cause!r}"
-                video.pending -= 1
-                self._maybe_finish(seg.video)
+                video.pending -= p.n
+                self._maybe_finish(p.video)
             return
         lo = 0
         for p in pieces:
-            for seg in p.segments:
-                if self._current(seg):
-                    video = self.videos[seg.video]
-                    video.parts[seg.part] = embeddings[lo + seg.lo : lo + seg.lo + seg.n]
-                    video.pending -= 1
-                    self._maybe_finish(seg.video)
+            if self._current(p):
+                video = self.videos[p.video]
+                video.parts[p.offset] = embeddings[lo : lo + p.n]
+                video.pending -= p.n
+                self._maybe_finish(p.video)
             lo += p.n
 
-    def _current(self, segment: _Segment) -> bool:
-        video = self.videos.get(segment.video)
-        return video is not None and video.attempt == segment.attempt
-
-    def _prune_batch(self) -> None:
-        """Drop waiting pieces none of whose videos still wants them."""
-        kept = [p for p in self.batch if any(self._current(s) for s in p.segments)]
-        self.held -= sum(p.n for p in self.batch) - sum(p.n for p in kept)
-        self.batch = kept
+    def _current(self, piece: Piece) -> bool:
+        """Whether ``piece`` is from its video's current decode."""
+        video = self.videos.get(piece.video)
+        return video is not None and video.attempt == piece.source.attempt
 
     def _replace_encoder(self, dead) -> None:
         if not any(e is dead for e in self.encoders):
@@ -786,7 +770,8 @@ class Lane:
         ok = video.record["status"] == SUCCESS and video.parts and video.error is None
         if ok and video.text_ref is not None:
             return  # the caption's embedding is still on its way
-        embeddings = np.concatenate(video.parts) if ok else None
+        embeddings = np.concatenate([video.parts[k] for k in sorted(video.parts)]) if ok \
+            else None  # fmt: skip
         del self.videos[index]
         if video.text_ref is not None:
             self.texts.pop(video.text_ref, None)
