@@ -226,7 +226,7 @@ def test_ann_index_agrees_with_exact_search(dataset):
     dest, _ = dataset
     index = SearchIndex(build_index(dest))
     ann = build_ann(index)
-    saved = os.path.join(index.folder, ANN_FILE)
+    saved = index.path(ANN_FILE)
     stamp = os.path.getmtime(saved)
     assert build_ann(index).ntotal == len(index) and os.path.getmtime(saved) == stamp  # reused
     for row in (0, 7, 13):

@@ -12,16 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..encoder import Encoder, EncoderLoadError, EncoderOptions, TextEncoder
-from .index import (
-    MomentOptions,
-    SearchIndex,
-    build_ann,
-    build_index,
-    frame_scores,
-    rank_moments,
-    rank_moments_ann,
-    read_run,
-)
+from .ann import build_ann, rank_moments_ann
+from .index import SearchIndex, build_index, frame_scores, read_run
+from .moments import MomentOptions, rank_moments
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 

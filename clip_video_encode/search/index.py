@@ -5,16 +5,20 @@ The first query builds a search index next to the dataset (``DATASET/_search/``)
 frame's embedding L2-normalised into one float16 ``.npy`` (streamed shard by shard, never the
 whole dataset in memory), a frame table (video, timestamp) and a video table. Queries
 memory-map it and score it in slices, so a few million frames search on one machine in
-bounded memory. The index is rebuilt when the dataset's committed shards change.
+bounded memory. The index is rebuilt when the dataset's committed shards change, as a new
+generation beside the one open readers use (:mod:`.store`).
 
 Moments come from each video's own similarity curve (:mod:`.moments`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,28 +29,72 @@ from video2numpy.npy import NpyWriter
 
 from ..read import dataset_identity, iter_samples
 from ..vectors import against_generic
-from .moments import Moment, MomentOptions, moments_of, rank_moments
+from .moments import DEFAULT_OPTIONS, Moment, MomentOptions, rank_moments
+from .store import (
+    POINTER,
+    commit,
+    generation_of,
+    new_generation,
+    open_npy,
+    partial_folder,
+    read_pointer,
+    read_rows,
+)
 
 INDEX_DIR = "_search"
-DEFAULT_OPTIONS = MomentOptions()
 
 
 class SearchIndex:
-    """The memory-mapped frames of a dataset and their tables."""
+    """The memory-mapped frames of a dataset and their tables: one generation of the index
+    (:mod:`.store`), whose files stay open for the life of this object, so that every query
+    reads the frames, tables and ANN index of that one generation even after a newer one
+    has replaced it on disk."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.embeddings = np.load(os.path.join(folder, "embeddings.npy"), mmap_mode="r")
-        frames = pq.read_table(os.path.join(folder, "frames.parquet"))
+        for attempt in range(20):
+            info = read_pointer(folder)
+            if info is None:
+                raise FileNotFoundError(f"{folder}: no search index ({POINTER}); build_index"
+                                        " writes one")  # fmt: skip
+            generation = generation_of(info)
+            if generation is None and "generation" in info:
+                raise ValueError(f"{folder}/{POINTER} names {info['generation']!r}, not a"
+                                 " generation of a search index; build_index (and any"
+                                 " clip-video-search query) writes it again")  # fmt: skip
+            if generation is None:
+                raise ValueError(f"{folder}: a search index of an older layout; build_index"
+                                 " (and any clip-video-search query) writes it again")  # fmt: skip
+            try:
+                self._open(os.path.join(folder, generation))
+                break
+            except FileNotFoundError:  # replaced (and removed) meanwhile: read the pointer again
+                if attempt == 19:
+                    raise
+                time.sleep(0.05)
+        self.info = info
+        self.generation = generation
+        self.resident: np.ndarray | None = None  # float32 frames in memory (keep_in_memory)
+
+    def _open(self, files: str) -> None:
+        self._file, self.embeddings = open_npy(os.path.join(files, "embeddings.npy"))
+        try:
+            frames = pq.read_table(os.path.join(files, "frames.parquet"))
+            videos = pq.read_table(os.path.join(files, "videos.parquet"))
+        except BaseException:
+            self._file.close()
+            raise
+        self.files = files
         self.frame_video = frames.column("video").to_numpy()
         self.frame_time = frames.column("timestamp").to_numpy()
-        self.videos = pq.read_table(os.path.join(folder, "videos.parquet")).to_pylist()
+        self.videos = videos.to_pylist()
         # Frames of a video are contiguous: video v is rows offsets[v]:offsets[v + 1].
         counts = np.bincount(self.frame_video, minlength=len(self.videos))
         self.offsets = np.concatenate([[0], np.cumsum(counts)])
-        with open(os.path.join(folder, "index.json")) as f:
-            self.info = json.load(f)
-        self.resident: np.ndarray | None = None  # float32 frames in memory (keep_in_memory)
+
+    def path(self, name: str) -> str:
+        """A file of this index's generation (where its ANN index is kept)."""
+        return os.path.join(self.files, name)
 
     def keep_in_memory(self, budget_bytes: int) -> bool:
         """Hold the frames in memory as float32 when they fit ``budget_bytes``: a long-lived
@@ -66,7 +114,8 @@ class SearchIndex:
     def scores(self, query: np.ndarray, slice_rows: int = 1 << 14) -> np.ndarray:
         """Cosine similarity of every frame to ``query`` (float32). The file is read slice by
         slice into one buffer rather than through the memory map, so that scanning millions
-        of frames keeps the process's memory at a slice (the OS page cache still helps)."""
+        of frames keeps the process's memory at a slice (the OS page cache still helps).
+        Safe to call from several threads at once."""
         q = np.asarray(query, np.float32).ravel()
         q = q / (np.linalg.norm(q) + 1e-12)
         if self.resident is not None:
@@ -79,12 +128,11 @@ class SearchIndex:
         n, dim = self.embeddings.shape
         out = np.empty(n, np.float32)
         buffer = np.empty((min(slice_rows, n), dim), np.float16)
-        with open(os.path.join(self.folder, "embeddings.npy"), "rb") as f:
-            f.seek(self.embeddings.offset)
-            for lo in range(0, n, slice_rows):
-                rows = buffer[: min(slice_rows, n - lo)]
-                f.readinto(memoryview(rows).cast("B"))
-                out[lo : lo + len(rows)] = rows.astype(np.float32) @ q
+        row_bytes = dim * self.embeddings.itemsize
+        for lo in range(0, n, slice_rows):  # from the file opened at start: this generation's
+            rows = buffer[: min(slice_rows, n - lo)]
+            read_rows(self._file.fileno(), self.embeddings.offset + lo * row_bytes, rows)
+            out[lo : lo + len(rows)] = rows.astype(np.float32) @ q
         return out
 
     def curve(self, video: int, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,11 +168,11 @@ def build_index(dataset: str, folder: str | None = None) -> str:
     folder = folder or index_folder(dataset)
     urls, identity = dataset_identity(dataset)
     shards = [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
-    info_path = os.path.join(folder, "index.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            if json.load(f).get("identity") == identity:
-                return folder
+    current = read_pointer(folder) if os.path.isdir(folder) else None
+    generation = generation_of(current)
+    if (generation and current.get("identity") == identity
+            and os.path.isdir(os.path.join(folder, generation))):  # fmt: skip
+        return folder
     run = read_run(dataset)
 
     def videos() -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
@@ -150,34 +198,42 @@ def write_index(
     folder: str, videos: Iterator[tuple[dict, np.ndarray, np.ndarray]], info: dict
 ) -> None:
     """Write a search index from ``(video metadata, embeddings, timestamps)`` per video,
-    streaming the embeddings (L2-normalised, float16) to disk; ``index.json`` comes last."""
-    tmp = os.path.join(folder, "embeddings.npy.partial")
+    streaming the embeddings (L2-normalised, float16) to disk, as a new generation of
+    ``folder`` (:mod:`.store`): complete before it becomes the current one."""
+    generation = new_generation()
+    files = partial_folder(folder, generation)
     writer: NpyWriter | None = None
     frame_video: list[np.ndarray] = []
     frame_time: list[np.ndarray] = []
     table: list[dict] = []
-    for video, embeddings, times in videos:
-        e = np.asarray(embeddings, np.float32)
-        e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
-        if writer is None:  # the folder only once there is something to index
-            os.makedirs(folder, exist_ok=True)
-            writer = NpyWriter(tmp, (e.shape[1],), dtype=np.float16)
-        writer.append(e.astype(np.float16))
-        frame_video.append(np.full(len(e), len(table), np.int32))
-        frame_time.append(np.asarray(times, np.float64))
-        table.append(video)
-    if writer is None:
-        raise ValueError("no successfully encoded video to search")
-    writer.close()
-    os.replace(tmp, os.path.join(folder, "embeddings.npy"))
-    pq.write_table(
-        pa.table({"video": np.concatenate(frame_video), "timestamp": np.concatenate(frame_time)}),
-        os.path.join(folder, "frames.parquet"),
-    )
-    pq.write_table(pa.Table.from_pylist(table), os.path.join(folder, "videos.parquet"))
+    try:
+        for video, embeddings, times in videos:
+            e = np.asarray(embeddings, np.float32)
+            e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
+            if writer is None:  # the folder only once there is something to index
+                os.makedirs(files)
+                path = os.path.join(files, "embeddings.npy")
+                writer = NpyWriter(path, (e.shape[1],), dtype=np.float16)
+            writer.append(e.astype(np.float16))
+            frame_video.append(np.full(len(e), len(table), np.int32))
+            frame_time.append(np.asarray(times, np.float64))
+            table.append(video)
+        if writer is None or writer.count == 0:
+            raise ValueError("no successfully encoded video to search")
+        writer.close()
+        frames = pa.table({"video": np.concatenate(frame_video),
+                           "timestamp": np.concatenate(frame_time)})  # fmt: skip
+        pq.write_table(frames, os.path.join(files, "frames.parquet"))
+        pq.write_table(pa.Table.from_pylist(table), os.path.join(files, "videos.parquet"))
+        os.rename(files, os.path.join(folder, generation))
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.discard()  # closes its file (removed already if it was complete)
+        shutil.rmtree(files, ignore_errors=True)
+        raise
     info = {**info, "frames": int(sum(map(len, frame_time))), "videos": len(table)}
-    with open(os.path.join(folder, "index.json"), "w") as f:  # last: the index is complete
-        json.dump(info, f, indent=1, allow_nan=False)
+    commit(folder, generation, info)
 
 
 def search(
@@ -202,63 +258,6 @@ def frame_scores(
         generic = index.scores(contrast)
         scores = against_generic(scores, generic)
     return scores
-
-
-ANN_FILE = "ann.faiss"
-
-
-def build_ann(index: SearchIndex, nprobe: int = 16, slice_rows: int = 1 << 16):
-    """An approximate index of the frames (faiss IVF with 8-bit scalar quantisation: a byte per
-    dimension, inner product), built once and saved next to the search index; rebuilt with it.
-    Trained on up to 100k frames, filled slice by slice, so memory stays bounded."""
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError("the ANN index needs faiss: pip install faiss-cpu") from exc
-    path = os.path.join(index.folder, ANN_FILE)
-    if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(
-        os.path.join(index.folder, "index.json")
-    ):
-        ann = faiss.read_index(path)
-    else:
-        n, dim = index.embeddings.shape
-        nlist = int(max(1, min(4 * np.sqrt(n), n // 39)))
-        ann = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(n, size=min(n, 100_000), replace=False)
-        ann.train(np.ascontiguousarray(index.embeddings[np.sort(sample)], np.float32))
-        for lo in range(0, n, slice_rows):
-            ann.add(np.ascontiguousarray(index.embeddings[lo : lo + slice_rows], np.float32))
-        faiss.write_index(ann, path + ".partial")
-        os.replace(path + ".partial", path)
-    ann.nprobe = nprobe
-    return ann
-
-
-def rank_moments_ann(
-    index: SearchIndex,
-    ann,
-    query: np.ndarray,
-    top: int = 10,
-    options: MomentOptions = DEFAULT_OPTIONS,
-    candidates: int = 50,
-) -> list[Moment]:
-    """Like :func:`rank_moments`, but only the videos of the ANN's best ``top * candidates``
-    frames are scored (exactly, frame by frame) instead of every frame."""
-    q = np.asarray(query, np.float32).ravel()
-    q = q / (np.linalg.norm(q) + 1e-12)
-    _, rows = ann.search(q[None], min(len(index), top * candidates))
-    videos = list(dict.fromkeys(int(index.frame_video[r]) for r in rows[0] if r >= 0))
-    found: list[Moment] = []
-    for video in videos:
-        lo, hi = index.offsets[video], index.offsets[video + 1]
-        curve = index.embeddings[lo:hi].astype(np.float32) @ q
-        for start, end, score, peak in moments_of(index.frame_time[lo:hi], curve, options)[
-            : options.per_video
-        ]:
-            meta = index.videos[video]
-            found.append(Moment(meta["key"], meta["id"], start, end, score, peak, video))
-    found.sort(key=lambda m: (-m.score, m.key, m.start_s))
-    return found[:top]
 
 
 def iter_top_frames(index: SearchIndex, query: np.ndarray, k: int) -> Iterator[tuple[int, float]]:

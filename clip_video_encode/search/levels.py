@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .index import Moment, MomentOptions, SearchIndex, moments_of
+from .index import SearchIndex
+from .moments import Moment, MomentOptions, moments_of
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class MomentOptions:
     per_video: int = 1  # moments kept per video
 
 
+DEFAULT_OPTIONS = MomentOptions()
 _FIXED = 2.0**32  # fixed-point scale of the moving average's sums
 _CHUNK = 1 << 16  # frames smoothed at a time (memory: a few arrays of this many)
 
@@ -114,7 +115,7 @@ def curve_moments(
 
 
 def moments_of(
-    times: np.ndarray, scores: np.ndarray, options: MomentOptions = MomentOptions()
+    times: np.ndarray, scores: np.ndarray, options: MomentOptions = DEFAULT_OPTIONS
 ) -> list[tuple[float, float, float, float]]:
     """``(start_s, end_s, score, peak_s)`` of the moments in one video's similarity curve,
     best first. A moment spans its kept frames; its end is the last kept frame's time plus
@@ -125,7 +126,7 @@ def moments_of(
 
 
 def rank_moments(index, scores: np.ndarray, top: int = 10,
-                 options: MomentOptions = MomentOptions()) -> list[Moment]:  # fmt: skip
+                 options: MomentOptions = DEFAULT_OPTIONS) -> list[Moment]:  # fmt: skip
     """The ``top`` moments of a :class:`~.index.SearchIndex` given every frame's score, as
     scoring every video would give them (ties by key, then start).
 

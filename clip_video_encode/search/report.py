@@ -14,7 +14,8 @@ import numpy as np
 
 from video2numpy import FrameOptions, Resize, Sampling, read_videos
 
-from .index import Moment, SearchIndex
+from .index import SearchIndex
+from .moments import Moment
 
 THUMB_WIDTH = 240
 

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from .index import MomentOptions
+from .moments import MomentOptions
 from .page import PAGE
 from .report import thumbnail_jpeg
 from .session import SearchSession, Towers

@@ -14,18 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoder import Encoder, EncoderOptions, TextEncoder
+from .ann import build_ann, rank_moments_ann
 from .cli import query_weights
-from .index import (
-    Moment,
-    MomentOptions,
-    SearchIndex,
-    build_ann,
-    build_index,
-    frame_scores,
-    rank_moments,
-    rank_moments_ann,
-    read_run,
-)
+from .index import SearchIndex, build_index, frame_scores, read_run
+from .moments import Moment, MomentOptions, rank_moments
 
 
 @dataclass(frozen=True)
