@@ -8,6 +8,10 @@ PyAV is exact and fast for sparse sampling: a demux-only pass lists every frame'
 without decoding; decoding then seeks to the keyframe before each far-away target and asks the
 decoder to skip non-reference frames on every packet except the targets' own. No frame
 references a non-reference frame, so the frames returned are exactly the frames asked for.
+
+Raw elementary streams (``.h264``, ``.hevc``, ``.m2v``, ...) have no container, so no
+timestamps: their frames are timed by the stream's frame rate (frame i at i / fps) and matched
+by the decoder's output order, and the video's warning says so.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ BACKENDS = ("auto", "pyav", "decord")
 _SKIP_FRAME_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 # How decord (0.6) turns a picture whose display matrix has FFmpeg angle theta.
 _DECORD_TURNS = {90: ("clock",), 180: ("hflip", "vflip"), 270: ("cclock",)}
+# AVFMT_NOTIMESTAMPS (libavformat/avformat.h): the format stores no timestamps. FFmpeg's raw
+# demuxers (h264, hevc, mpegvideo, ...) set it; what they give is their parser's guess, which
+# for MPEG-1/2 with B-frames does not match the decoder's frames.
+_AVFMT_NOTIMESTAMPS = 0x80
 
 
 @dataclass
@@ -67,11 +75,12 @@ def open_video(path: str, backend: str = "auto", threads: int = 1) -> PyAVVideo 
     """Open a local video file with the chosen backend; raises :class:`DecodeError`."""
     backend = resolve_backend(backend)
     if backend == "decord":
-        video = DecordVideo(path, threads=threads)
-        if not video.preroll:
-            return video
+        probe = _probe(path)
+        if not (probe.preroll or probe.untimed):
+            return DecordVideo(path, threads=threads, probe=probe)
         # decord lists an edit list's pre-roll frames as frames and then indexes them
-        # inconsistently (sequential reads skip them, seeks do not): PyAV decodes such files.
+        # inconsistently (sequential reads skip them, seeks do not), and cannot open raw
+        # streams (no duration): PyAV decodes such files.
     return PyAVVideo(path, threads=threads)
 
 
@@ -103,17 +112,19 @@ class PyAVVideo:
                 )
                 dec_pts, keyframe, shown = [], [], []
                 for packet in container.demux(stream):
-                    ts = packet.pts if packet.pts is not None else packet.dts
-                    if ts is None or packet.size == 0:
-                        continue
-                    dec_pts.append(ts)
+                    if packet.size == 0:
+                        continue  # the demuxer's flush packet
+                    # None in a raw stream: see ``untimed`` below.
+                    dec_pts.append(packet.pts if packet.pts is not None else packet.dts)
                     keyframe.append(packet.is_keyframe)
                     # Pre-roll before an edit list's start: decoded for reference, never shown.
                     # A packet the demuxer found corrupt (a file cut mid-packet) is no frame.
                     shown.append(not packet.is_discard and not packet.is_corrupt)
                     if packet.is_corrupt:
-                        corrupt.append(ts)
-                rate = stream.average_rate or stream.guessed_rate
+                        corrupt.append(len(dec_pts) - 1)
+                untimed = _untimed(container, None in dec_pts)
+                nominal = _nominal_rate(stream) if untimed else None  # (rate, its source)
+                rate = nominal[0] if nominal else stream.average_rate or stream.guessed_rate
                 codec = ctx.name
                 width, height = ctx.width, ctx.height
                 reorders = bool(ctx.has_b_frames)
@@ -125,12 +136,17 @@ class PyAVVideo:
         if not any(shown):
             raise DecodeError("the video stream has no frames")
 
+        if untimed:  # frame i is shown at i / rate; decode positions stand in for times
+            self.time_base, self._origin = 1 / rate, 0
+            dec_pts = list(range(len(dec_pts)))
         # Packets in decode order; frame times are the sorted presentation times of the shown.
         self._dec_pts = np.asarray(dec_pts, dtype=np.int64)
         self._key = np.asarray(keyframe, dtype=bool)
         if not self._key.any():
             self._key[0] = True  # some streams flag no keyframe; decoding from 0 still works
         self.pts = np.unique(self._dec_pts[np.asarray(shown, dtype=bool)])
+        if untimed:
+            self.pts = np.arange(len(self.pts))  # the n-th frame out is the n-th shown
         # Built once per video: per-call structures over every packet made long videos
         # quadratic. Decode position of each pts, and the last keyframe at or before each.
         self._by_pts = np.argsort(self._dec_pts, kind="stable")
@@ -138,15 +154,18 @@ class PyAVVideo:
         # Containers such as AVI store decode-order timestamps: with B-frames, packet pts are
         # then increasing in decode order and a decoded frame's pts is not its own. Frames are
         # matched by their output order instead (every frame decoded, from the start).
-        self._by_order = reorders and bool(np.all(np.diff(self._dec_pts) > 0))
+        # Raw streams have no times of their own to match by.
+        self._by_order = untimed or (reorders and bool(np.all(np.diff(self._dec_pts) > 0)))
         self._skips = codec in _SKIP_FRAME_CODECS and not self._by_order
         self.frame_times = (self.pts - self._origin).astype(np.float64) * float(self.time_base)
         fps, self.end_time = _rate_and_end(self.frame_times, float(rate) if rate else 0.0)
         self.orientation = orientation
         width, height = orientation.displayed_size(width, height)
         self.meta = VideoMeta(width, height, fps, self.end_time, len(self.pts), codec, orientation)
+        corrupt = [int(self._dec_pts[i]) for i in corrupt]
         corrupted = _corrupt_warning(corrupt, self._origin, self.time_base, self.end_time)
-        self.warning = _join(corrupted, _angle_warning(orientation))
+        derived = _derived_warning(*nominal) if nominal else None
+        self.warning = _join(derived, corrupted, _angle_warning(orientation))
 
     def iter_frames(
         self, indices: np.ndarray, resize: Resize, chunk_frames: int = 64
@@ -305,7 +324,7 @@ class DecordVideo:
 
     backend = "decord"
 
-    def __init__(self, path: str, threads: int = 1) -> None:
+    def __init__(self, path: str, threads: int = 1, probe: _Probe | None = None) -> None:
         try:
             import decord
         except ImportError as exc:
@@ -317,7 +336,9 @@ class DecordVideo:
         self.threads = threads
         self.missing = 0  # decord raises rather than dropping frames
         self._decord = decord
-        width, height, codec, self.preroll, self.warning, orientation = _probe(path)
+        p = probe or _probe(path)
+        width, height, codec, orientation = p.width, p.height, p.codec, p.orientation
+        self.warning = p.warning
         # decord turns frames by the matrix's angle itself and ignores its mirrors: what is
         # left to do here completes it (tested for every turn and mirror).
         done = _DECORD_TURNS.get(orientation.theta, ()) if orientation.steps else ()
@@ -391,6 +412,31 @@ def _angle_warning(orientation: Orientation) -> str | None:
     )
 
 
+def _untimed(container, packet_without_time: bool) -> bool:
+    """Whether the stream's frames have no timestamps of their own: a raw elementary stream
+    (the format stores none), or packets that carry neither pts nor dts."""
+    return bool(container.format.flags & _AVFMT_NOTIMESTAMPS) or packet_without_time
+
+
+def _nominal_rate(stream) -> tuple[Fraction, str]:
+    """The frame rate that times an untimed stream, and where it comes from. FFmpeg's guess
+    reads the bitstream's timing (H.264/HEVC VUI, an MPEG sequence header); ``average_rate``
+    of a raw stream is only the demuxer's assumed 25 fps. Without either, 25, as FFmpeg does."""
+    stated = stream.codec_context.framerate
+    rate = stream.guessed_rate or stated
+    if rate and rate > 0:
+        return Fraction(rate), "its bitstream" if stated and rate == stated else "FFmpeg's guess"
+    return Fraction(25), "assumed: the bitstream states none"
+
+
+def _derived_warning(rate: Fraction, source: str) -> str:
+    return (
+        "the stream has no timestamps of its own (a raw elementary stream): frame times are"
+        f" derived from its frame rate, {float(rate):g} fps ({source}): frame i at"
+        f" i / {float(rate):g} s"
+    )
+
+
 def _join(*warnings: str | None) -> str | None:
     return "; ".join(w for w in warnings if w) or None
 
@@ -403,10 +449,20 @@ def _rate_and_end(times: np.ndarray, rate: float) -> tuple[float, float]:
     return fps, float(times[-1]) + (interval or (1.0 / fps if fps else 0.0))
 
 
-def _probe(path: str) -> tuple[int, int, str, bool, str | None, Orientation]:
-    """Picture size (as stored), codec, whether the stream has pre-roll (packets an edit list
-    marks as decoded but never shown), a warning about corrupt packets, and the orientation
-    (from the first frame: the only decoding done here)."""
+@dataclass
+class _Probe:
+    """What decord needs to know from FFmpeg before (and instead of) opening a file."""
+
+    width: int  # picture size as stored
+    height: int
+    codec: str
+    preroll: bool  # packets an edit list marks as decoded but never shown
+    untimed: bool  # frames without timestamps of their own (a raw elementary stream)
+    warning: str | None  # corrupt packets, an angle not applied
+    orientation: Orientation  # from the first frame: the only decoding done here
+
+
+def _probe(path: str) -> _Probe:
     import av
 
     try:
@@ -415,8 +471,9 @@ def _probe(path: str) -> tuple[int, int, str, bool, str | None, Orientation]:
                 raise DecodeError("no video stream in the file (audio-only or not a video)")
             stream = container.streams.video[0]
             ctx = stream.codec_context
-            preroll, corrupt, last = False, [], 0
+            preroll, corrupt, last, timeless = False, [], 0, False
             for p in container.demux(stream):
+                timeless |= bool(p.size) and p.pts is None and p.dts is None
                 if p.size and p.pts is not None:
                     preroll |= p.is_discard
                     last = max(last, p.pts)
@@ -426,7 +483,8 @@ def _probe(path: str) -> tuple[int, int, str, bool, str | None, Orientation]:
             orientation = first_frame_orientation(container, stream)
             warning = _join(_corrupt_warning(corrupt, 0, stream.time_base, shown_end),
                             _angle_warning(orientation))  # fmt: skip
-            return ctx.width, ctx.height, ctx.name, preroll, warning, orientation
+            untimed = _untimed(container, timeless)
+            return _Probe(ctx.width, ctx.height, ctx.name, preroll, untimed, warning, orientation)
     except DecodeError:
         raise
     except Exception as exc:
