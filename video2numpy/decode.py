@@ -76,11 +76,13 @@ def open_video(path: str, backend: str = "auto", threads: int = 1) -> PyAVVideo 
     backend = resolve_backend(backend)
     if backend == "decord":
         probe = _probe(path)
-        if not (probe.preroll or probe.untimed):
+        if not (probe.preroll or probe.untimed or probe.damaged):
             return DecordVideo(path, threads=threads, probe=probe)
         # decord lists an edit list's pre-roll frames as frames and then indexes them
-        # inconsistently (sequential reads skip them, seeks do not), and cannot open raw
-        # streams (no duration): PyAV decodes such files.
+        # inconsistently (sequential reads skip them, seeks do not), cannot open raw streams
+        # (no duration), and fails a whole file cut short or damaged (its error splitting
+        # NAL units is fatal) where PyAV keeps the frames before the damage: PyAV decodes
+        # such files.
     return PyAVVideo(path, threads=threads)
 
 
@@ -458,6 +460,7 @@ class _Probe:
     codec: str
     preroll: bool  # packets an edit list marks as decoded but never shown
     untimed: bool  # frames without timestamps of their own (a raw elementary stream)
+    damaged: bool  # packets the demuxer found corrupt (a file cut short, most often)
     warning: str | None  # corrupt packets, an angle not applied
     orientation: Orientation  # from the first frame: the only decoding done here
 
@@ -484,7 +487,8 @@ def _probe(path: str) -> _Probe:
             warning = _join(_corrupt_warning(corrupt, 0, stream.time_base, shown_end),
                             _angle_warning(orientation))  # fmt: skip
             untimed = _untimed(container, timeless)
-            return _Probe(ctx.width, ctx.height, ctx.name, preroll, untimed, warning, orientation)
+            return _Probe(ctx.width, ctx.height, ctx.name, preroll, untimed, bool(corrupt),
+                          warning, orientation)  # fmt: skip
     except DecodeError:
         raise
     except Exception as exc:
