@@ -68,15 +68,18 @@ def convert_rows(
     video_root: str | None = None,
     encoding: str = "utf-8",
     drop_missing: bool = False,
+    strict: bool = False,
 ) -> Iterator[dict]:
     """The input table's rows for ``dataset``, streamed from its annotation files; what was
-    noticed goes into ``report`` once the rows are consumed."""
+    noticed goes into ``report`` once the rows are consumed. Bad lines are left out and
+    counted (``report.skip``), or stop the conversion when ``strict``."""
     known = converters()
     if dataset not in known:
         raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(known)}")
     if not paths:
         raise ValueError(f"{dataset} needs its annotation files: {known[dataset].files}")
     split = normalise_split(split)
+    report.strict = strict
     locator = Locator(VideoRoot(video_root) if video_root else None, drop_missing)
     rows = known[dataset].function(list(paths), ConvertOptions(split, encoding), report)
     total = kept = captioned = 0
@@ -99,6 +102,10 @@ def convert_rows(
         report.rows += 1
         captioned += row.get("caption") is not None
         yield row
+    if not total and report.left_out():
+        examples = "; ".join(e for _, found in report.skipped.values() for e in found)
+        raise ValueError(f"no rows: all {report.left_out()} lines were left out ({examples})")
+    report.summarise()
     if split is not None and kept < total:
         report.note(f"--split {split}: kept {kept} of {total} rows")
     locator.note(report)
@@ -115,8 +122,11 @@ def convert(
     video_root: str | None = None,
     encoding: str = "utf-8",
     drop_missing: bool = False,
+    strict: bool = False,
 ) -> tuple[pa.Table, Report]:
     """The input table for ``dataset`` from its annotation files, and what was noticed."""
     report = Report()
-    rows = list(convert_rows(dataset, paths, report, split, video_root, encoding, drop_missing))
+    rows = list(
+        convert_rows(dataset, paths, report, split, video_root, encoding, drop_missing, strict)
+    )
     return to_table(rows, converters()[dataset].types), report

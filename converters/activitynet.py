@@ -2,54 +2,83 @@
 "sentences": [...]}}`` (train.json, val_1.json, val_2.json).
 
 One row per segment, ``id`` ``<ytid>_<segment index>``. Ends past the video's duration are
-clamped to it (the annotations have many); segments that are empty after that (start >= end)
-are left out and counted in the report.
+clamped to it and starts before 0 moved to 0 (the annotations have many), counted in the
+report; segments whose window is invalid even so (not numbers, start after end, empty) are
+left out and counted, with their file and line (``--strict`` stops at the first).
 """
 
 from __future__ import annotations
 
 from . import register
-from .core import expect, split_from_filename, youtube_url
-from .text import read_json
+from .core import (
+    MAX_SECONDS,
+    check_window,
+    expect,
+    seconds,
+    split_from_filename,
+    text_of,
+    youtube_url,
+)
+from .text import read_json_doc
 
 
 @register(
     "activitynet", "ActivityNet Captions (dense captions)", "train.json, val_1.json, val_2.json"
 )
 def convert(paths, options, report):
-    rows, empty, clamped = [], 0, 0
+    rows, clamped = [], 0
     for path in paths:
-        data = read_json(path, options.encoding)
+        doc = read_json_doc(path, options.encoding, depth=3)
+        data = doc.value
         expect(isinstance(data, dict), path, 'expected {"v_<id>": {"timestamps", "sentences"}}')
         split = options.split or split_from_filename(path)
         for key, video in data.items():
+            line = doc.line(key)
+            youtube_id = key.removeprefix("v_").strip()
             expect(
-                isinstance(video, dict) and "timestamps" in video and "sentences" in video,
+                bool(youtube_id)
+                and isinstance(video, dict)
+                and isinstance(video.get("timestamps"), list)
+                and isinstance(video.get("sentences"), list),
                 path,
-                f"{key}: no timestamps/sentences",
+                f"{key!r}: needs a video id, and timestamps and sentences lists",
+                line,
             )
-            youtube_id = key.removeprefix("v_")
-            duration = float(video["duration"]) if video.get("duration") is not None else None
+            timestamps, sentences = video["timestamps"], video["sentences"]
             expect(
-                len(video["timestamps"]) == len(video["sentences"]),
+                len(timestamps) == len(sentences),
                 path,
-                f"{key}: {len(video['timestamps'])} timestamps but"
-                f" {len(video['sentences'])} sentences",
+                f"{key}: {len(timestamps)} timestamps but {len(sentences)} sentences",
+                line,
             )
-            for i, ((start, end), sentence) in enumerate(
-                zip(video["timestamps"], video["sentences"], strict=True)
-            ):
-                start, end = max(0.0, float(start)), float(end)
-                if duration is not None and end > duration:
-                    end, clamped = duration, clamped + 1
-                if end <= start:
-                    empty += 1
+            duration = None
+            if video.get("duration") is not None:
+                try:
+                    duration = seconds(video["duration"], "duration")
+                except ValueError as exc:
+                    report.skip(path, line, f"{key}: {exc}")
+                    continue
+            for i, (span, sentence) in enumerate(zip(timestamps, sentences, strict=True)):
+                where = doc.line(key, "timestamps", i) or line
+                try:
+                    if not isinstance(span, list) or len(span) != 2:
+                        raise ValueError(f"timestamp {span!r} is not [start, end]")
+                    first, last = span
+                    if isinstance(first, int | float) and not isinstance(first, bool):
+                        if -MAX_SECONDS <= first < 0:
+                            first, clamped = 0.0, clamped + 1
+                    start, end = seconds(first, "start"), seconds(last, "end")
+                    if duration is not None and end > duration:
+                        end, clamped = duration, clamped + 1
+                    check_window(start, end)
+                except ValueError as exc:
+                    report.skip(path, where, f"{key} segment {i}: {exc}")
                     continue
                 rows.append(
                     {
                         "id": f"{youtube_id}_{i}",
                         "location": youtube_url(youtube_id),
-                        "caption": sentence.strip(),
+                        "caption": text_of(sentence),
                         "start": start,
                         "end": end,
                         "split": split,
@@ -60,7 +89,6 @@ def convert(paths, options, report):
                     }
                 )
     if clamped:
-        report.note(f"{clamped} segment ends past their video's duration clamped to it")
-    if empty:
-        report.note(f"{empty} empty segments (start >= end after clamping) left out")
+        report.note(f"{clamped} segment ends past their video's duration (or starts before 0)"
+                    " clamped to it")  # fmt: skip
     return rows

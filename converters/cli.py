@@ -35,7 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --video-root, leave out rows whose video is not there (default: keep"
         " them with their URL)",
     )
-    parser.add_argument("--encoding", default="utf-8", help="text encoding of the files (utf-8)")
+    parser.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="text encoding of the files (utf-8; also utf-8-sig, utf-16, utf-16-le/-be, utf-32,"
+        " latin-1, cp1252, ...)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad line (a window that ends before it starts, a time that is"
+        " not a number, ...) with its file and line; by default such lines are left out and"
+        " counted in a warning that names the first few",
+    )
     parser.add_argument("--list", action="store_true", help="list the supported datasets")
     args = parser.parse_args(argv)
     if args.list:
@@ -48,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = Report()
         rows = convert_rows(args.dataset, args.annotations, report, split=args.split,
                             video_root=args.video_root, encoding=args.encoding,
-                            drop_missing=args.drop_missing)  # fmt: skip
+                            drop_missing=args.drop_missing, strict=args.strict)  # fmt: skip
         splits: dict = {}
 
         def counted(rows):

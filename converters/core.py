@@ -8,6 +8,7 @@ dataset's own extra columns. Rows are plain dicts; :func:`to_table` gives them o
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -35,15 +36,56 @@ class ConvertError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+EXAMPLES = 3  # bad lines named in a warning; the rest are counted
+
+
 @dataclass
 class Report:
-    """What a conversion did besides writing rows, for the CLI's summary."""
+    """What a conversion did besides writing rows, for the CLI's summary.
+
+    Real annotation files have a few bad lines (Charades-STA's train file has three moments
+    that end before they start): :meth:`skip` leaves such a line out, counted, the first few
+    named in a note, so that the rest of the file converts; with ``strict`` it stops there."""
 
     rows: int = 0
     notes: list[str] = field(default_factory=list)
+    strict: bool = False
+    skipped: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
     def note(self, message: str) -> None:
         self.notes.append(message)
+
+    def skip(
+        self, path: str, line: int | None, message: str, what: str = "lines with an invalid window"
+    ) -> None:
+        """Leave out one line (or entry) of ``path``: ``message`` says why. Raises
+        ConvertError instead when ``strict``."""
+        if self.strict:
+            raise ConvertError(path, f"{message} (--strict; without it such {what} are left out"
+                               " with a warning)", line)  # fmt: skip
+        count, examples = self.skipped.get(what, (0, []))
+        if len(examples) < EXAMPLES:
+            examples.append(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+        self.skipped[what] = (count + 1, examples)
+
+    def left_out(self) -> int:
+        return sum(count for count, _ in self.skipped.values())
+
+    def summarise(self) -> None:
+        """A note per kind of line left out: how many, and the first few."""
+        for what, (count, examples) in self.skipped.items():
+            more = f"; and {count - len(examples)} more" if count > len(examples) else ""
+            self.note(f"{count} {what} left out ({'; '.join(examples)}{more});"
+                      " --strict stops at the first instead")  # fmt: skip
+        self.skipped = {}
+
+
+def text_of(value) -> str | None:
+    """A cell as text, surrounding space removed; None when empty or missing (a number is
+    written as text; JSON ``null`` is no text, not ``"None"``)."""
+    if value is None or isinstance(value, bool):
+        return None
+    return str(value).strip() or None
 
 
 def youtube_url(youtube_id: str) -> str:
@@ -166,16 +208,58 @@ def _strip_private(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def clock_seconds(text: str) -> float:
-    """Seconds of a clock time: ``H:MM:SS.mmm``, ``MM:SS.mmm`` or plain seconds."""
+# Longer than any video (about 116 days): such a time is a broken cell (milliseconds, an
+# epoch timestamp), and would make ids and clip names of hundreds of digits.
+MAX_SECONDS = 1e7
+
+
+def seconds(value, what: str = "time") -> float:
+    """A time in seconds from a cell (a number or its text): finite, not negative and at most
+    ``MAX_SECONDS``; else ValueError saying which value is wrong and how."""
+    if isinstance(value, str):
+        value = value.strip()
+    if value is None or isinstance(value, bool) or value == "":
+        raise ValueError(f"{what} is missing")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what} {value!r} is not a number of seconds") from None
+    if not math.isfinite(number) or not 0 <= number <= MAX_SECONDS:
+        raise ValueError(f"{what} {value!r} is not a time (seconds, from 0 to {MAX_SECONDS:.0e})")
+    return number
+
+
+def check_window(start: float, end: float) -> tuple[float, float]:
+    """``(start, end)`` when the window is not empty; else ValueError saying so."""
+    if end < start:
+        raise ValueError(f"the window ends before it starts ({start:g} - {end:g})")
+    if end == start:
+        raise ValueError(f"the window is empty ({start:g} - {end:g})")
+    return start, end
+
+
+def window(start, end, names: tuple[str, str] = ("start", "end")) -> tuple[float, float]:
+    """A clip window from two cells: both :func:`seconds`, and ``end`` after ``start``."""
+    return check_window(seconds(start, names[0]), seconds(end, names[1]))
+
+
+def clock_seconds(text) -> float:
+    """Seconds of a clock time: ``H:MM:SS.mmm``, ``MM:SS.mmm`` or plain seconds (each part a
+    number, not negative; the total as :func:`seconds` allows)."""
     value = 0.0
     parts = str(text).strip().split(":")
-    if not 1 <= len(parts) <= 3 or not all(parts):
+    if not 1 <= len(parts) <= 3 or not all(p.strip() for p in parts):
         raise ValueError(f"{text!r} is not a time like 0:00:05.105")
     for part in parts:
-        value = value * 60 + float(part)  # ValueError for anything but numbers
-    if value < 0 or value != value:
-        raise ValueError(f"{text!r} is not a time like 0:00:05.105")
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time like 0:00:05.105") from None
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"{text!r} is not a time like 0:00:05.105")
+        value = value * 60 + number
+    if value > MAX_SECONDS:
+        raise ValueError(f"{text!r} is not a time (at most {MAX_SECONDS:.0e} seconds)")
     return value
 
 

@@ -3,39 +3,54 @@ clips: ``{"video_id", "url", "clip": [{"clip_id": "<id>.<n>.mp4", "span": [start
 spans as ``HH:MM:SS.mmm``.
 
 One row per clip: ``id`` the clip file's name without ``.mp4``, the span as the window (no
-caption: HD-VILA's transcripts ship separately). Streamed, line by line.
+caption: HD-VILA's transcripts ship separately). Streamed, line by line. A clip whose span is
+not a valid window is left out and counted with its line (``--strict`` stops at the first).
 """
 
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, clock_seconds, split_from_filename, youtube_url
+from .core import (
+    ConvertError,
+    check_window,
+    clock_seconds,
+    split_from_filename,
+    text_of,
+    youtube_url,
+)
 from .text import read_jsonl
 
 
 @register(
-    "hdvila", "HD-VILA-100M (clips)", "hdvila_part0.jsonl ... hdvila_part10.jsonl", captions=False
+    "hdvila",
+    "HD-VILA-100M (clips)",
+    "hdvila_part0.jsonl ... hdvila_part10.jsonl",
+    captions=False,
 )
 def convert(paths, options, report):
     empty = 0
     for path in paths:
         split = options.split or split_from_filename(path)
         for line, item in read_jsonl(path, options.encoding):
-            if not isinstance(item, dict) or not str(item.get("video_id") or "").strip():
+            video_id = text_of(item.get("video_id")) if isinstance(item, dict) else None
+            clips = (item.get("clip") or []) if video_id else None
+            if not isinstance(clips, list):
                 raise ConvertError(path, 'expected {"video_id", "url", "clip": [...]}', line)
-            video_id = str(item["video_id"]).strip()
-            url = str(item.get("url") or "").strip() or youtube_url(video_id)
-            clips = item.get("clip") or []
+            url = text_of(item.get("url")) or youtube_url(video_id)
             if not clips:
                 empty += 1
             for n, clip in enumerate(clips):
+                if not isinstance(clip, dict):
+                    raise ConvertError(path, f"{video_id} clip {n}: not {{clip_id, span}}", line)
                 try:
-                    start, end = (clock_seconds(t) for t in clip["span"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    raise ConvertError(
-                        path, f"{video_id} clip {n}: no valid span ({exc})", line
-                    ) from None
-                name = str(clip.get("clip_id") or f"{video_id}.{n}.mp4")
+                    span = clip.get("span")
+                    if not isinstance(span, list) or len(span) != 2:
+                        raise ValueError(f"span {span!r} is not [start, end]")
+                    start, end = check_window(clock_seconds(span[0]), clock_seconds(span[1]))
+                except ValueError as exc:
+                    report.skip(path, line, f"{video_id} clip {n}: {exc}")
+                    continue
+                name = text_of(clip.get("clip_id")) or f"{video_id}.{n}.mp4"
                 name = name[:-4] if name.lower().endswith(".mp4") else name
                 yield {
                     "id": name,

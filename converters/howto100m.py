@@ -1,7 +1,8 @@
 """HowTo100M: ``HowTo100M_v1.csv`` (``video_id,category_1,category_2,rank,task_id``) and
 ``caption.json`` (``{video_id: {"start": [...], "end": [...], "text": [...]}}``, the ASR
 subtitles). One row per subtitle; a video of the csv without subtitles gets one whole-video
-row. Either file may be given alone.
+row. Either file may be given alone. A subtitle whose window is not valid seconds (start after
+end, ...) is left out and counted, named by video and index (``--strict`` stops there).
 
 ``caption.json`` is about 3 GB: it is parsed incrementally (ijson), never read whole. With the
 csv too, the videos come in the csv's order (then those only in ``caption.json``); the
@@ -17,10 +18,11 @@ import sqlite3
 import tempfile
 
 from . import register
-from .core import expect, youtube_url
+from .core import expect, text_of, window, youtube_url
 from .text import iter_json_object, read_csv
 
 FIELDS = ("category_1", "category_2", "task_id")
+KEYS = ("start", "end", "text")
 
 
 @register("howto100m", "HowTo100M (ASR subtitles)", "HowTo100M_v1.csv and/or caption.json")
@@ -30,17 +32,18 @@ def convert(paths, options, report):
     if not tables:
         for path in captions:
             for video_id, item in iter_json_object(path, options.encoding):
-                yield from rows_of(video_id, checked(path, video_id, item), {}, options.split)
+                yield from rows_of(video_id, subtitles(path, video_id, item, report), {},
+                                   options.split)  # fmt: skip
         return
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(_CaptionStore()) if captions else None
         for path in captions:
-            store.add_all(path, options.encoding)
+            store.add_all(path, options.encoding, report)
         for path in tables:
             for line, raw in read_csv(path, ("video_id",), options.encoding, FIELDS, report):
-                video_id = raw["video_id"].strip()
+                video_id = (raw["video_id"] or "").strip()
                 expect(bool(video_id), path, "empty video_id", line)
-                fields = {k: raw.get(k) for k in FIELDS}
+                fields = {k: text_of(raw.get(k)) for k in FIELDS}
                 item = store.take(video_id) if store is not None else None
                 yield from rows_of(video_id, item, fields, options.split)
         if store is not None:
@@ -48,26 +51,33 @@ def convert(paths, options, report):
                 yield from rows_of(video_id, item, {}, options.split)
 
 
-def checked(path: str, video_id: str, item) -> dict:
-    expect(isinstance(item, dict) and all(k in item for k in ("start", "end", "text")), path,
+def subtitles(path: str, video_id: str, item, report) -> list[tuple]:
+    """``(index, start, end, text)`` of a video's valid subtitles. ``caption.json`` is one
+    line of gigabytes, read as a stream: a subtitle left out is named by video and index."""
+    expect(bool(video_id.strip()), path, "an empty video id")
+    expect(isinstance(item, dict) and all(isinstance(item.get(k), list) for k in KEYS), path,
            f"{video_id}: needs start, end and text lists")  # fmt: skip
-    lengths = {len(item["start"]), len(item["end"]), len(item["text"])}
+    lengths = {len(item[k]) for k in KEYS}
     expect(len(lengths) == 1, path, f"{video_id}: start/end/text lengths differ")
-    return item
+    kept = []
+    for i, (start, end, text) in enumerate(zip(*(item[k] for k in KEYS), strict=True)):
+        try:
+            kept.append((i, *window(start, end), text_of(text)))
+        except ValueError as exc:
+            report.skip(path, None, f"{video_id} subtitle {i}: {exc}")
+    return kept
 
 
-def rows_of(video_id: str, item: dict | None, fields: dict, split):
+def rows_of(video_id: str, item: list | None, fields: dict, split):
     base = {"location": youtube_url(video_id), "split": split, "youtube_id": video_id,
             **{k: fields.get(k) for k in FIELDS}, "_video_file": video_id}  # fmt: skip
     if item is None:
         yield {"id": video_id, "caption": None, "start": None, "end": None, **base,
                "segment": None}  # fmt: skip
         return
-    for i, (start, end, text) in enumerate(
-        zip(item["start"], item["end"], item["text"], strict=True)
-    ):
-        yield {"id": f"{video_id}_{i}", "caption": str(text).strip() or None,
-               "start": float(start), "end": float(end), **base, "segment": i}  # fmt: skip
+    for i, start, end, text in item:
+        yield {"id": f"{video_id}_{i}", "caption": text, "start": start, "end": end, **base,
+               "segment": i}  # fmt: skip
 
 
 class _CaptionStore:
@@ -87,10 +97,10 @@ class _CaptionStore:
         with contextlib.suppress(OSError):
             os.remove(self.path)
 
-    def add_all(self, path: str, encoding: str) -> None:
+    def add_all(self, path: str, encoding: str, report) -> None:
         batch = []
         for video_id, item in iter_json_object(path, encoding):
-            batch.append((video_id, json.dumps(checked(path, video_id, item)), 0))
+            batch.append((video_id, json.dumps(subtitles(path, video_id, item, report)), 0))
             if len(batch) >= 10_000:
                 self._insert(batch)
                 batch = []

@@ -4,13 +4,21 @@
 A video can hold several clips with other labels and overlapping windows, so a clip is
 identified by (youtube id, start, end): its ``id`` is the downloader's file name
 ``<youtube_id>_<start>_<end>``, which ``--video-root`` also looks for (in any sub-folder, e.g.
-``DIR/<label>/``) before ``<youtube_id>.mp4``.
+``DIR/<label>/``) before ``<youtube_id>.mp4``. Lines whose window is not valid seconds
+(negative, start after end, not a number) are left out and counted (``--strict`` stops).
 """
 
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, clip_key, expect, normalise_split, split_from_filename, youtube_url
+from .core import (
+    clip_key,
+    expect,
+    normalise_split,
+    split_from_filename,
+    window,
+    youtube_url,
+)
 from .text import read_csv
 
 
@@ -23,15 +31,14 @@ def convert(paths, options, report):
         default_split = options.split or split_from_filename(path)
         required = ("youtube_id", "time_start", "time_end")
         # Test files have no label: the note says so rather than leave captions empty unsaid.
-        for line, raw in read_csv(path, required, options.encoding, ("label", "split"), report):
+        for line, raw in read_csv(path, required, options.encoding, ("label",), report):
             youtube_id = (raw["youtube_id"] or "").strip()
             expect(bool(youtube_id), path, "empty youtube_id", line)
             try:
-                start, end = float(raw["time_start"]), float(raw["time_end"])
-            except (TypeError, ValueError) as exc:
-                times = f"{raw['time_start']!r}, {raw['time_end']!r}"
-                raise ConvertError(path, f"time_start/time_end not numbers: {times}", line) from exc
-            expect(end > start, path, f"time_end {end} is not after time_start {start}", line)
+                start, end = window(raw["time_start"], raw["time_end"], ("time_start", "time_end"))
+            except ValueError as exc:
+                report.skip(path, line, str(exc))
+                continue
             label = (raw.get("label") or "").strip() or None
             row = {
                 "id": clip_key(youtube_id, start, end),
@@ -46,6 +53,6 @@ def convert(paths, options, report):
                 "_video_file": youtube_id,
             }
             if "is_cc" in raw:
-                row["is_cc"] = raw["is_cc"].strip() in ("1", "True", "true")
+                row["is_cc"] = (raw["is_cc"] or "").strip() in ("1", "True", "true")
             rows.append(row)
     return rows

@@ -4,7 +4,8 @@
 
 From the json: one row per video, all its (about 20) captions in ``captions``. With the csv
 as well: only the csv's videos, each with the csv's sentence as ``caption``. The released
-``videoN.mp4`` files are already cut to the clip, which ``--video-root`` finds.
+``videoN.mp4`` files are already cut to the clip, which ``--video-root`` finds. A video whose
+window is invalid (start after end, ...) is left out and counted (``--strict`` stops).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from video2numpy.youtube import parse_youtube_id
 
 from . import register
-from .core import expect, normalise_split, youtube_url
-from .text import read_csv, read_json
+from .core import expect, normalise_split, text_of, window, youtube_url
+from .text import read_csv, read_json_doc
 
 
 @register(
@@ -26,38 +27,51 @@ def convert(paths, options, report):
     subset: list[tuple[str, str]] = []  # (video_id, sentence) from 1k-A csv files
     for path in paths:
         if path.lower().endswith((".csv", ".csv.gz")):
-            for line, raw in read_csv(
-                path, ("video_id", "sentence"), options.encoding, report=report
-            ):
-                expect(bool(raw["video_id"].strip()), path, "empty video_id", line)
-                subset.append((raw["video_id"].strip(), raw["sentence"].strip()))
+            for line, raw in read_csv(path, ("video_id", "sentence"), options.encoding,
+                                      report=report):  # fmt: skip
+                video_id = (raw["video_id"] or "").strip()
+                expect(bool(video_id), path, "empty video_id", line)
+                subset.append((video_id, text_of(raw["sentence"])))
             continue
-        data = read_json(path, options.encoding)
+        doc = read_json_doc(path, options.encoding, depth=2)
+        data = doc.value
         expect(
-            isinstance(data, dict) and "videos" in data,
+            isinstance(data, dict)
+            and isinstance(data.get("videos"), list)
+            and isinstance(data.get("sentences", []), list),
             path,
-            "expected the MSR-VTT json with 'videos' and 'sentences'",
+            "expected the MSR-VTT json with 'videos' and 'sentences' lists",
         )
-        for item in data["videos"]:
-            video_id = str(item["video_id"])
-            url = item.get("url")
+        for n, item in enumerate(data["videos"]):
+            line = doc.line("videos", n)
+            video_id = text_of(item.get("video_id")) if isinstance(item, dict) else None
+            expect(bool(video_id), path, f"videos[{n}]: no video_id", line)
+            try:
+                start, end = _window(item.get("start time"), item.get("end time"))
+            except ValueError as exc:
+                report.skip(path, line, f"{video_id}: {exc}")
+                continue
+            url = text_of(item.get("url"))
             youtube_id = parse_youtube_id(url) if url else None
             videos[video_id] = {
                 "id": video_id,
                 "location": youtube_url(youtube_id) if youtube_id else url,
                 "caption": None,
-                "start": float(item["start time"]) if item.get("start time") is not None else None,
-                "end": float(item["end time"]) if item.get("end time") is not None else None,
+                "start": start,
+                "end": end,
                 "split": normalise_split(item.get("split")),
                 "captions": [],
                 "category": item.get("category"),
                 "youtube_id": youtube_id,
                 "_clip_file": video_id,
             }
-        for sentence in data.get("sentences", []):
-            video = videos.get(str(sentence["video_id"]))
-            if video is not None:
-                video["captions"].append(str(sentence["caption"]).strip())
+        for n, sentence in enumerate(data.get("sentences", [])):
+            expect(isinstance(sentence, dict), path, f"sentences[{n}]: not an object",
+                   doc.line("sentences", n))  # fmt: skip
+            video = videos.get(text_of(sentence.get("video_id")) or "")
+            caption = text_of(sentence.get("caption"))
+            if video is not None and caption is not None:
+                video["captions"].append(caption)
     for video in videos.values():
         video["caption"] = video["captions"][0] if video["captions"] else None
     if not subset:
@@ -71,3 +85,10 @@ def convert(paths, options, report):
     if not videos:
         report.note("no MSR-VTT json given: rows have no URL, only --video-root files")
     return rows
+
+
+def _window(start, end) -> tuple[float | None, float | None]:
+    """A video's clip window; none when the json gives neither end."""
+    if start is None and end is None:
+        return None, None
+    return window(start, end, ("start time", "end time"))

@@ -7,16 +7,27 @@ One source video per line; its clips are Python-literal lists in the cells
 parsed with ``ast.literal_eval`` (literals only, never code) and paired by position. One row
 per clip: ``id`` ``<videoID>_<clip index>``, the clip's window, its caption and
 ``matching_score``; training rows keep ``desirable_filtering`` and the clip's
-``shot_boundaries`` (seconds). The training csv runs to tens of millions of clips: it is read
-and written as a stream.
+``shot_boundaries`` (seconds). A clip whose window is invalid (start after end, ...) is left
+out and counted, the others keeping their index (``--strict`` stops at the first). The
+training csv runs to tens of millions of clips: it is read and written as a stream.
 """
 
 from __future__ import annotations
 
+import math
+
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, clock_seconds, literal, split_from_filename, youtube_url
+from .core import (
+    ConvertError,
+    check_window,
+    clock_seconds,
+    literal,
+    split_from_filename,
+    text_of,
+    youtube_url,
+)
 from .text import read_csv
 
 TYPES = {
@@ -48,7 +59,11 @@ def convert(paths, options, report):
             if not clips:
                 empty += 1
             url = (raw["url"] or "").strip() or youtube_url(video_id)
-            for i, (start, end, caption, score, desirable, shots) in enumerate(clips):
+            for i, clip in enumerate(clips):
+                if isinstance(clip, str):  # an invalid window; the others keep their index
+                    report.skip(path, line, f"{video_id} clip {i}: {clip}")
+                    continue
+                start, end, caption, score, desirable, shots = clip
                 yield {
                     "id": f"{video_id}_{i}",
                     "location": url,
@@ -68,38 +83,58 @@ def convert(paths, options, report):
         report.note(f"{empty} source videos list no clip (empty lists): no rows for them")
 
 
-def _clips(raw: dict) -> list[tuple]:
-    spans = literal(raw["timestamp"]) or []
-    captions = literal(raw["caption"]) or []
-    scores = literal(raw.get("matching_score") or "") or [None] * len(spans)
-    desirable = literal(raw.get("desirable_filtering") or "") or [None] * len(spans)
-    shots = literal(raw.get("shot_boundary_detection") or "") or [None] * len(spans)
+def _clips(raw: dict) -> list[tuple | str]:
+    """The line's clips, paired by position: a tuple each, or for a clip whose window is
+    invalid the reason (a string). ValueError when the cells are not lists that pair up."""
+    cells = ("timestamp", "caption", "matching_score", "desirable_filtering",
+             "shot_boundary_detection")  # fmt: skip
+    spans, captions, scores, desirable, shots = (_list(raw.get(c) or "", c) for c in cells)
+    scores, desirable, shots = (x if x is not None else [None] * len(spans)
+                                for x in (scores, desirable, shots))  # fmt: skip
+    spans, captions = spans or [], captions or []
     lengths = {len(spans), len(captions), len(scores), len(desirable), len(shots)}
     if len(lengths) != 1:
         raise ValueError(
             f"{len(spans)} timestamps, {len(captions)} captions and {len(scores)}"
             " scores (and the other lists) must pair up one to one"
         )
-    clips = []
+    clips: list[tuple | str] = []
     for span, caption, score, good, cuts in zip(
         spans, captions, scores, desirable, shots, strict=True
     ):
-        if not isinstance(span, list | tuple) or len(span) != 2:
-            raise ValueError(f"a timestamp is {span!r}, not [start, end]")
-        start, end = clock_seconds(span[0]), clock_seconds(span[1])
-        if end <= start:
-            raise ValueError(f"clip {span!r} ends before it starts")
+        try:
+            if not isinstance(span, list | tuple) or len(span) != 2:
+                raise ValueError(f"a timestamp is {span!r}, not [start, end]")
+            start, end = check_window(clock_seconds(span[0]), clock_seconds(span[1]))
+        except ValueError as exc:
+            clips.append(str(exc))
+            continue
         boundaries = None
         if cuts is not None:
+            if not isinstance(cuts, list | tuple) or any(
+                not isinstance(c, list | tuple) or len(c) != 2 for c in cuts
+            ):
+                raise ValueError(f"shot boundaries {cuts!r} are not [[start, end], ...]")
             boundaries = [[clock_seconds(a), clock_seconds(b)] for a, b in cuts]
-        clips.append(
-            (
-                start,
-                end,
-                str(caption).strip() or None,
-                None if score is None else float(score),
-                None if good is None else str(good),
-                boundaries,
-            )
-        )
+        clips.append((start, end, text_of(caption), _score(score),
+                      None if good is None else str(good), boundaries))  # fmt: skip
     return clips
+
+
+def _list(cell: str, name: str) -> list | None:
+    value = literal(cell)
+    if value is not None and not isinstance(value, list | tuple):
+        raise ValueError(f"{name} is {value!r}, not a list")
+    return None if value is None else list(value)
+
+
+def _score(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"a matching score is {value!r}, not a number")
+    return number

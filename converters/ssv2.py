@@ -12,8 +12,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, split_from_filename
-from .text import read_json
+from .core import ConvertError, split_from_filename, text_of
+from .text import read_json_doc
 
 TYPES = {"label_index": pa.int64(), "placeholders": pa.list_(pa.string())}
 
@@ -25,39 +25,48 @@ TYPES = {"label_index": pa.int64(), "placeholders": pa.list_(pa.string())}
     TYPES,
 )
 def convert(paths, options, report):
-    loaded = [(path, read_json(path, options.encoding)) for path in paths]
+    loaded = [(path, read_json_doc(path, options.encoding, depth=1)) for path in paths]
     labels: dict[str, int] = {}
-    for path, data in loaded:
+    for path, doc in loaded:
+        data = doc.value
         if isinstance(data, dict):
             try:
                 labels.update({str(k): int(v) for k, v in data.items()})
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ConvertError(path, 'a labels file maps "template": "index"') from None
+            if any(not 0 <= v < 2**63 for v in labels.values()):
+                raise ConvertError(path, "a label index is negative or too large")
     unknown = 0
-    for path, data in loaded:
+    for path, doc in loaded:
+        data = doc.value
         if isinstance(data, dict):
             continue
         if not isinstance(data, list):
             raise ConvertError(path, 'expected a list of {"id", "label", "template", ...}')
         split = options.split or split_from_filename(path)
         for n, item in enumerate(data):
-            if not isinstance(item, dict) or not str(item.get("id") or "").strip():
-                raise ConvertError(path, f"entry {n}: no id")
-            template = item.get("template")
+            video_id = text_of(item.get("id")) if isinstance(item, dict) else None
+            if not video_id:
+                raise ConvertError(path, f"entry {n}: no id", doc.line(n))
+            template = text_of(item.get("template"))
             index = None
             if template is not None and labels:
                 index = labels.get(template.replace("[", "").replace("]", ""))
                 unknown += index is None
-            video_id = str(item["id"]).strip()
+            placeholders = item.get("placeholders")
+            if isinstance(placeholders, list):
+                placeholders = [str(p) for p in placeholders]
+            elif placeholders is not None:
+                placeholders = [str(placeholders)]
             yield {
                 "id": video_id,
                 "location": None,
-                "caption": str(item.get("label") or "").strip() or None,
+                "caption": text_of(item.get("label")),
                 "start": None,
                 "end": None,
                 "split": split,
                 "template": template,
-                "placeholders": item.get("placeholders"),
+                "placeholders": placeholders,
                 "label_index": index,
                 "_video_file": video_id,
             }

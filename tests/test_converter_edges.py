@@ -133,3 +133,106 @@ def test_a_caption_column_empty_in_every_row_is_said(tmp_path, capsys):
     assert convert_main(["internvid", path, "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "none of the 1 rows has a caption" in err
+
+
+def charades_root(tmp_path, *stems):
+    root = tmp_path / "videos"
+    root.mkdir(exist_ok=True)
+    for stem in stems:
+        (root / f"{stem}.mp4").write_bytes(b"")
+    return str(root)
+
+
+def test_charades_sta_leaves_out_moments_that_end_before_they_start(tmp_path, capsys):
+    """The real train file has three such lines in 12,408 (``LEOL6 8.0 7.0##...``)."""
+    lines = [f"AO8RW {i}.0 {i + 5}.0##person number {i}.\n" for i in range(10)]
+    lines[3] = "LEOL6 8.0 7.0##person opens a door.\n"
+    lines[6] = "LEOL6 3.2 3.2##person sits.\r\n"
+    lines[8] = "LEOL6 1.0 nan##person stands.\n"
+    path = write(tmp_path / "charades_sta_train.txt", "".join(lines))
+    root = charades_root(tmp_path, "AO8RW", "LEOL6")
+    table, report = convert("charades-sta", [path], video_root=root)
+    rows = rows_of(table)
+    assert len(rows) == 7 and [r["caption"] for r in rows][3] == "person number 4."
+    [note] = [n for n in report.notes if "left out" in n]
+    assert note.startswith("3 lines with an invalid window left out")
+    assert f"{path}:4: the window ends before it starts (8 - 7)" in note
+    assert f"{path}:7: the window is empty" in note and f"{path}:9: end 'nan'" in note
+    out = tmp_path / "out.parquet"
+    args = ["charades-sta", path, "--video-root", root, "--out", str(out)]
+    assert convert_main(args) == 0
+    assert "3 lines with an invalid window left out" in capsys.readouterr().err
+    assert pq.read_table(out).num_rows == 7
+    assert convert_main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4: the window ends before it starts (8 - 7) (--strict" in err
+    # Only bad lines: nothing to write is an error, not an empty table.
+    bad = write(tmp_path / "charades_sta_test.txt", "LEOL6 8.0 7.0##x\n")
+    with pytest.raises(ValueError, match=r"no rows: all 1 lines were left out .*test.txt:1"):
+        convert("charades-sta", [bad], video_root=root)
+
+
+def _jsonl(items):
+    return "\n".join(json.dumps(x) for x in items) + "\n"
+
+
+# For every converter with windows: (file name, text with one good entry and then one whose
+# window is invalid, the good row's id, the bad entry's line when the format has lines).
+BAD_WINDOWS = {
+    "kinetics": ("train.csv", KINETICS + "a,aaa,1,11,train\nb,bbb,20,10,train\n",
+                 "aaa_000001_000011", 3),
+    "charades-sta": ("charades_sta_train.txt", "AO8RW 1 2##a\nAO8RW 5 -1##b\n", "AO8RW_0", 2),
+    "activitynet": ("train.json", json.dumps(
+        {"v_abc": {"duration": 20, "timestamps": [[0, 5], [9, 7]], "sentences": ["a", "b"]}},
+        indent=1), "abc_0", 9),
+    "didemo": ("train_data.json", json.dumps(
+        [{"annotation_id": 1, "video": "a.mov", "times": [[1, 2]], "dl_link": "https://a"},
+         {"annotation_id": 2, "video": "b.mov", "times": [[3, 1]], "dl_link": "https://b"}],
+        indent=1), "1", 13),
+    "hdvila": ("hdvila_part0.jsonl", _jsonl(
+        [{"video_id": "v1", "clip": [{"clip_id": "v1.0.mp4", "span": ["0:00:01", "0:00:02"]}]},
+         {"video_id": "v2", "clip": [{"clip_id": "v2.0.mp4", "span": ["0:00:05", "0:00:02"]}]}]),
+        "v1.0", 2),
+    "howto100m": ("caption.json", json.dumps(
+        {"vid": {"start": [0, 9], "end": [4, 3], "text": ["a", "b"]}}), "vid_0", None),
+    "internvid": ("InternVid-10M-FLT.jsonl", _jsonl(
+        [{"YoutubeID": "a", "Start_timestamp": "00:00:01", "End_timestamp": "00:00:02"},
+         {"YoutubeID": "b", "Start_timestamp": "00:00:09", "End_timestamp": "00:00:02"}]),
+        "a_1.000_2.000", 2),
+    "msrvtt": ("train_videodatainfo.json", json.dumps({"videos": [
+        {"video_id": "video0", "url": "https://www.youtube.com/watch?v=abcdefghijk",
+         "start time": 1, "end time": 5, "split": "train"},
+        {"video_id": "video1", "url": "https://www.youtube.com/watch?v=abcdefghijl",
+         "start time": 9, "end time": 5, "split": "train"}], "sentences": []}, indent=1),
+        "video0", 10),
+    "panda70m": ("panda70m_validation.csv", "videoID,url,timestamp,caption,matching_score\n"
+                 "v1,u,\"[['0:00:01.000', '0:00:02.000'], ['0:00:09.000', '0:00:02.000']]\","
+                 "\"['a', 'b']\",\"[0.5, 0.5]\"\n", "v1_0", 2),
+    "qvhighlights": ("highlight_val_release.jsonl", _jsonl(
+        [{"qid": 1, "query": "a", "vid": "abc_0.0_150.0"},
+         {"qid": 2, "query": "b", "vid": "abc_360.0_210.0"}]), "1", 2),
+    "vatex": ("vatex_training_v1.0.json", json.dumps(
+        [{"videoID": "abc_000001_000011", "enCap": ["a"]},
+         {"videoID": "abd_000020_000010", "enCap": ["b"]}], indent=1), "abc_000001_000011", 8),
+    "youcook2": ("youcookii_annotations_trainval.json", json.dumps({"database": {"vid": {
+        "subset": "training", "annotations": [{"segment": [1, 5], "id": 0, "sentence": "a"},
+                                              {"segment": [9, 5], "id": 1, "sentence": "b"}]}}},
+        indent=1), "vid_0", 14),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset", sorted(BAD_WINDOWS))
+def test_every_converter_leaves_out_invalid_windows_unless_strict(tmp_path, dataset, capsys):
+    name, text, good_id, line = BAD_WINDOWS[dataset]
+    path = write(tmp_path / name, text)
+    root = charades_root(tmp_path, "AO8RW")
+    extra = ["--video-root", root] if dataset == "charades-sta" else []
+    out = tmp_path / "out.jsonl"
+    assert convert_main([dataset, path, "--out", str(out), *extra]) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    written = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in written] == [good_id]
+    where = f"{path}:{line}" if line else path  # caption.json is one line of gigabytes
+    assert f"1 lines with an invalid window left out ({where}: " in err
+    assert convert_main([dataset, path, "--out", str(out), "--strict", *extra]) == 2
+    assert f"video-convert: error: {where}: " in capsys.readouterr().err

@@ -220,7 +220,11 @@ def test_activitynet_segments_clamped_and_empty_ones_counted(tmp_path):
     assert rows[2]["end"] == 82.73 and rows[2]["start"] == 56.26
     assert rows[0]["split"] == "val" and rows[3]["youtube_id"] == "-a_b"
     assert any("1 segment ends past" in n for n in report.notes)
-    assert any("1 empty segments" in n for n in report.notes)
+    assert any(
+        n.startswith("1 lines with an invalid window left out")
+        and f"{path}:1: v_QOlSCBRmfWY segment 3: the window is empty (30 - 30)" in n
+        for n in report.notes
+    )
     root = tmp_path / "videos"
     root.mkdir()
     (root / "v_QOlSCBRmfWY.mp4").write_bytes(b"")  # the name ActivityNet's own files use
@@ -274,8 +278,10 @@ def test_wrong_format_and_encoding_errors_name_the_line(tmp_path, capsys):
     bad_time = write(
         tmp_path / "k.csv", "label,youtube_id,time_start,time_end\na,b,1,2\na,c,ten,20\n"
     )
-    with pytest.raises(ConvertError, match=r"k.csv:3: time_start/time_end not numbers"):
-        convert("kinetics", [bad_time])
+    with pytest.raises(ConvertError, match=r"k.csv:3: time_start 'ten' is not a number"):
+        convert("kinetics", [bad_time], strict=True)
+    table, report = convert("kinetics", [bad_time])  # by default: left out, and said so
+    assert table.num_rows == 1 and "k.csv:3: time_start 'ten' is not a number" in report.notes[0]
     latin = write(tmp_path / "l.csv", "label,youtube_id,time_start,time_end\ncafé,a,1,2\n",
                   encoding="latin-1")  # fmt: skip
     with pytest.raises(ConvertError, match=r"l.csv:2: not valid utf-8.*--encoding"):
@@ -606,8 +612,10 @@ def test_qvhighlights_and_didemo_moments(tmp_path):
     assert rows[0]["moments"] == [[10.0, 15.0], [10.0, 20.0], [10.0, 15.0], [5.0, 15.0]]
     assert (rows[1]["start"], rows[1]["end"]) == (25.0, 30.0)  # a tie: the first listed
     bad = write(tmp_path / "test_data.json", json.dumps([{"video": "b", "times": [[3, 1]]}]))
-    with pytest.raises(ConvertError, match="times .* are not"):
+    with pytest.raises(ValueError, match="no rows: all 1 lines were left out .*times .* are not"):
         convert("didemo", [bad])
+    with pytest.raises(ConvertError, match=r"test_data.json:1: entry 0 \(b\): times .* are not"):
+        convert("didemo", [bad], strict=True)
 
 
 def test_howto100m_captions_stream_in_the_csv_order(tmp_path, capsys):
