@@ -162,3 +162,34 @@ def test_search_levels_from_the_command_line(dataset, capsys):
         lo, hi = hit["segment"]
         assert lo <= hit["start_s"] <= hit["end_s"] <= hi + 4 and hi - lo <= 180
     assert search_main([str(dest), "x", "--level", "clip", "--ann"]) == 2
+
+
+def test_search_levels_cut_the_windows_the_hierarchy_cuts(tmp_path, checkpoint, capsys):
+    """A row windowed to [30.5, 41): the hierarchy's clip windows are 30.5-34.5, 34.5-38.5
+    and 38.5-41; search's clip level returns exactly those (not windows from t = 0, nor one
+    past the row's end), and its segments are the hierarchy's segments."""
+    from clip_video_encode.cli import main
+    from clip_video_encode.search.cli import main as search_main
+
+    write_video(str(tmp_path / "row.mp4"), n_frames=50, fps=1, width=64, height=48)
+    table = tmp_path / "rows.csv"
+    table.write_text(f"location,start,end\n{tmp_path / 'row.mp4'},30.5,41\n")
+    dest, out = tmp_path / "ds", tmp_path / "hier"
+    assert main([str(table), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+                 "--fps", "2", "--quiet", "--workers", "1"]) == 0  # fmt: skip
+    assert hierarchy_main([str(dest), "--out", str(out), "--quiet", "--segment-seconds", "6",
+                           "--min-segment-features", "2"]) == 0  # fmt: skip
+    clips = json.loads((out / "annotations" / "clips.json").read_text())
+    assert [(c["start_sec"], c["end_sec"]) for c in clips] == [(30.5, 34.5), (34.5, 38.5),
+                                                               (38.5, 41.0)]  # fmt: skip
+    capsys.readouterr()
+    assert search_main([str(dest), "a test pattern", "--level", "clip", "--json", "--top", "9",
+                        "--per-video", "9"]) == 0  # fmt: skip
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((h["start_s"], h["end_s"]) for h in found) == [
+        (c["start_sec"], c["end_sec"]) for c in clips]  # fmt: skip
+    segments = json.loads((out / "annotations" / "segments.json").read_text())
+    assert search_main([str(dest), "a test pattern", "--level", "segment", "--json",
+                        "--top", "9", "--segment-seconds", "6"]) == 0  # fmt: skip
+    found = [json.loads(line)["segment"] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(map(tuple, found)) == [(s["start_sec"], s["end_sec"]) for s in segments]

@@ -35,6 +35,7 @@ from .windows import (
     pool_windows,
     segment_bounds,
     segment_edges,
+    video_span,
 )
 
 INDEX_SCHEMA = pa.schema([
@@ -72,21 +73,6 @@ def check_sampling(run: dict, options: HierarchyOptions) -> None:
             f" {options.clip_seconds:g} s clip windows would hold no frame. Encode it with"
             f" --fps {1 / options.clip_seconds:g} or more, or pass a larger --clip-seconds"
         )
-
-
-def video_span(meta: dict, times: np.ndarray) -> tuple[float, float]:
-    """The time the windows cover: the row's window, else the whole video."""
-    start = meta.get("start")
-    end = meta.get("end")
-    duration = meta.get("duration")
-    lo = float(start) if start is not None else 0.0
-    if end is not None:
-        hi = float(end)
-    elif duration:
-        hi = float(duration)
-    else:
-        hi = float(times.max()) + (float(np.median(np.diff(times))) if len(times) > 1 else 1.0)
-    return lo, max(hi, lo + 1e-6)
 
 
 def build(dataset: str, out: str, options: HierarchyOptions, progress: bool | None = None) -> dict:

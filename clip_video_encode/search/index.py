@@ -75,6 +75,7 @@ class SearchIndex:
         self.info = info
         self.generation = generation
         self.resident: np.ndarray | None = None  # float32 frames in memory (keep_in_memory)
+        self.derived: dict = {}  # what is computed once from this generation (levels' windows)
 
     def _open(self, files: str) -> None:
         self._file, self.embeddings = open_npy(os.path.join(files, "embeddings.npy"))
