@@ -3,8 +3,11 @@
     python -m video2numpy.demo [--out demo] [--pretrained TAG_OR_PATH]
 
 Nothing is downloaded but the packages: the videos are generated here (frame i's pixels
-encode i, so the output can be checked), and the encoder uses random ViT-B-32 weights,
-asked for by name, unless ``--pretrained`` names real ones (a tag or a checkpoint file).
+encode i, so the output can be checked), and the encoder uses random ViT-B-32 weights unless
+``--pretrained`` names real ones (a tag or a checkpoint file). The random weights are saved
+to ``OUT/weights/`` and encoded from that file, so that the tools that read the dataset
+afterwards (search and its server, pooling, summaries) load the very same weights, as they
+would real ones.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 
 import numpy as np
@@ -23,7 +27,8 @@ from .synth import frame_index, write_video
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="demo", help="folder for the videos and the output")
-    parser.add_argument("--pretrained", default="none", help="encoder weights (none: random)")
+    parser.add_argument("--pretrained", default="none",
+                        help="encoder weights (none: random, saved to OUT/weights/)")  # fmt: skip
     args = parser.parse_args()
     videos = os.path.join(args.out, "videos")
     os.makedirs(videos, exist_ok=True)
@@ -65,17 +70,39 @@ def main() -> int:
     from clip_video_encode.read import iter_samples
 
     embeddings = os.path.join(args.out, "embeddings")
+    pretrained = args.pretrained
+    if pretrained == "none":
+        pretrained = random_weights(os.path.join(args.out, "weights"), "ViT-B-32")
+        print(f"(random weights, saved to {pretrained}: no weights can be downloaded here)")
     argv = [table, "--dest", embeddings, "--fps", "1", "--model", "ViT-B-32",
-            "--pretrained", args.pretrained, "--allow-failures"]  # fmt: skip
+            "--pretrained", pretrained, "--allow-failures"]  # fmt: skip
     print("clip-video-encode " + " ".join(argv))
-    if args.pretrained == "none":
-        print("(random weights, asked for by name: no weights can be downloaded here)")
     encode_code = encode_main(argv)
     for key, emb, meta in iter_samples(embeddings, include_failed=True):
         shape = "no embeddings" if emb is None else f"embeddings {emb.shape} {emb.dtype}"
         print(f"  {key} {meta['id']}: {meta['status']}, {shape}")
     print(f"dataset: {embeddings}/ (00000.tar, 00000.parquet, 00000_stats.json, run.json)")
     return 0 if code == 1 and encode_code == 0 else 1
+
+
+def random_weights(folder: str, model: str, seed: int = 0) -> str:
+    """A checkpoint file of ``model`` with random weights drawn from ``seed``: written once,
+    then reused, so that a rerun of the demo resumes its dataset with the same weights."""
+    import open_clip
+    import torch
+
+    path = os.path.join(folder, f"{model.lower()}-random-seed{seed}.pt")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        torch.manual_seed(seed)
+        logging.disable(logging.WARNING)  # open_clip warns that the weights are random
+        try:
+            state = open_clip.create_model(model, pretrained=None).state_dict()
+        finally:
+            logging.disable(logging.NOTSET)
+        torch.save(state, path + ".partial")
+        os.replace(path + ".partial", path)  # a demo stopped midway leaves no half file
+    return path
 
 
 if __name__ == "__main__":
