@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from video2numpy.table import check_seconds, parse_seconds
+
 
 @dataclass(frozen=True)
 class Columns:
@@ -67,6 +69,8 @@ class Shard:
         for i in range(self.table.num_rows):
             record = {k: (v[i] if v is not None else None) for k, v in data.items()}
             record["location"] = str(record["location"] or "").strip()
+            record["start"] = parse_seconds(record["start"])  # "0:01:30" -> 90.0 (checked
+            record["end"] = parse_seconds(record["end"])  # by plan_shards)
             record["key"] = f"{self.shard_id:0{shard_digits}d}{i:0{sample_digits}d}"
             record["extra"] = {c: saved[c][i] for c in columns.save}
             rows.append(record)
@@ -114,7 +118,10 @@ def make_key(shard_id: int, index: int, samples_per_shard: int, shard_count: int
 
 
 def plan_shards(table: pa.Table, columns: Columns, samples_per_shard: int) -> list[Shard]:
-    """Split ``table`` into shards of ``samples_per_shard`` consecutive rows."""
+    """Split ``table`` into shards of ``samples_per_shard`` consecutive rows. Raises
+    ValueError for a table that cannot be run (a missing column, a start/end cell that is no
+    time): checked here, before a model is loaded or ``--dest`` is touched, not at that row
+    in the middle of the run."""
     if samples_per_shard < 1:
         raise ValueError("samples_per_shard must be at least 1")
     missing = [c for c in [columns.location, *columns.save] if c not in table.column_names]
@@ -123,6 +130,7 @@ def plan_shards(table: pa.Table, columns: Columns, samples_per_shard: int) -> li
             f"the input has no column {missing[0]!r}; its columns are:"
             f" {', '.join(table.column_names)}"
         )
+    check_seconds(table, {"start": columns.start, "end": columns.end})
     shard_count = math.ceil(table.num_rows / samples_per_shard)
     digits = key_digits(samples_per_shard, shard_count)
     return [

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import math
 import os
+import re
 
 import pyarrow as pa
 
@@ -103,3 +107,64 @@ def require_columns(table: pa.Table, columns: dict[str, str | None], src: str) -
             raise ValueError(
                 f"{src} has no column {column!r} (for {option}); its columns are: {have}"
             )
+
+
+# The time forms a start/end cell may take besides a number of seconds: "12.5s", and
+# "[H:]MM:SS[.fff]" (a video player's and ffmpeg's form).
+_SECONDS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*s")
+_CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")
+TIME_FORMS = "seconds (12.5), 12.5s, MM:SS or HH:MM:SS(.fff)"
+
+
+def parse_seconds(value) -> float | None:
+    """A start/end cell in seconds: a number, ``12.5s``, ``MM:SS(.fff)`` or
+    ``HH:MM:SS(.fff)`` (minutes and seconds below 60 after a larger unit), a duration or a
+    time of day (parquet's types). Empty, null and NaN cells are no bound (None); what is
+    a number stays one, negative or infinite (the sampler judges a window, one row at a
+    time). Raises ValueError for anything else: guessing would cut the wrong frames."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float, decimal.Decimal)) and not isinstance(value, bool):
+        number = float(value)
+        return None if math.isnan(number) else number
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, datetime.time):
+        return value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return parse_seconds(float(text))
+        except ValueError:
+            pass
+        if match := _SECONDS.fullmatch(text):
+            return float(match[1])
+        if match := _CLOCK.fullmatch(text):
+            hours, minutes, seconds = match[1], int(match[2]), float(match[3])
+            if seconds < 60 and (hours is None or minutes < 60):
+                return int(hours or 0) * 3600 + minutes * 60 + seconds
+    raise ValueError(f"{value!r} is not a time")
+
+
+def check_seconds(table: pa.Table, columns: dict[str, str | None]) -> None:
+    """Every cell of the window columns (``{"start": column, "end": column}``) that
+    :func:`parse_seconds` reads; raises ValueError naming the first other cell's row,
+    column and value. Numeric columns pass as they are, without reading a row."""
+    for column in columns.values():
+        if column is None or column not in table.column_names:
+            continue
+        kind = table.schema.field(column).type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+            continue
+        values = table.column(column)
+        for lo in range(0, len(values), 65536):  # in slices: flat memory for any table
+            for row, value in enumerate(values.slice(lo, 65536).to_pylist(), lo):
+                try:
+                    parse_seconds(value)
+                except ValueError:
+                    raise ValueError(
+                        f"row {row + 1}, column {column!r}: {value!r} is not a time; write"
+                        f" {TIME_FORMS}, or leave the cell empty for no bound"
+                    ) from None
