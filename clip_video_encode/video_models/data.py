@@ -112,6 +112,16 @@ def shard_texts(dataset: str, shard: str, column: str) -> tuple[list[str], np.nd
     return texts, np.asarray(offsets, np.int64)
 
 
+def texts_digest(texts: list[str], offsets: np.ndarray) -> str:
+    """What identifies a shard's texts: each text (length-prefixed, so no two lists of texts
+    hash alike) and which row each belongs to."""
+    h = hashlib.sha256(np.asarray(offsets, np.int64).tobytes())
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
 def _maybe_list(value: str):
     """A list column of an input tar is stored as JSON text in the parquet."""
     if value.startswith("["):
@@ -126,8 +136,13 @@ def _maybe_list(value: str):
 
 class TextCache:
     """Text embeddings of a dataset's captions by its own model, one file per shard and
-    column: ``DEST/_text_embeddings/MODEL-ID/SHARD.COLUMN.npz`` (embeddings and offsets),
-    computed once and read back by every later run."""
+    column: ``DEST/_text_embeddings/MODEL-ID/SHARD.COLUMN.npz`` (embeddings, offsets and the
+    digest of the texts they embed), computed once and read back by every later run.
+
+    A file is used only for the texts it was computed from: the shard's texts are read and
+    hashed every time (a parquet column: cheap beside the model), so a dataset written again
+    in place, with the same shard names and model but other captions, is embedded again,
+    and a shard whose captions did not change is not."""
 
     def __init__(self, dataset: str, encoder, run: dict, weights: str, batch: int = 256):
         self.dataset, self.encoder, self.batch = dataset.rstrip("/"), encoder, batch
@@ -137,14 +152,16 @@ class TextCache:
     def shard(self, shard: str, column: str) -> tuple[np.ndarray, np.ndarray]:
         """``(embeddings (n_texts, dim) float16, offsets (rows + 1,))`` of one shard."""
         path = f"{self.folder}/{shard}.{column}.npz"
+        texts, offsets = shard_texts(self.dataset, shard, column)
+        digest = texts_digest(texts, offsets)
         if self.fs.exists(path):
             with self.fs.open(path, "rb") as f:
                 data = np.load(io.BytesIO(f.read()))
-                return data["embeddings"], data["offsets"]
-        texts, offsets = shard_texts(self.dataset, shard, column)
+                if "texts_sha256" in data.files and str(data["texts_sha256"]) == digest:
+                    return data["embeddings"], data["offsets"]
         embeddings = self.embed(texts)
         buf = io.BytesIO()
-        np.savez(buf, embeddings=embeddings, offsets=offsets)
+        np.savez(buf, embeddings=embeddings, offsets=offsets, texts_sha256=np.array(digest))
         self.fs.makedirs(self.folder, exist_ok=True)
         self.fs.pipe_file(path, buf.getvalue())  # whole or absent (a PUT; a small local file)
         return embeddings, offsets
