@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .core import ConvertError, Locator, Report, VideoRoot, normalise_split
+from .ids import IdLedger
 from .output import to_table
 
 __all__ = ["ConvertError", "Converter", "Report", "convert", "convert_rows", "converters",
@@ -72,7 +73,8 @@ def convert_rows(
 ) -> Iterator[dict]:
     """The input table's rows for ``dataset``, streamed from its annotation files; what was
     noticed goes into ``report`` once the rows are consumed. Bad lines are left out and
-    counted (``report.skip``), or stop the conversion when ``strict``."""
+    counted (``report.skip``), or stop the conversion when ``strict``; ids are made unique
+    (:class:`converters.ids.IdLedger`)."""
     known = converters()
     if dataset not in known:
         raise ValueError(f"unknown dataset {dataset!r}; supported: {', '.join(known)}")
@@ -82,26 +84,34 @@ def convert_rows(
     report.strict = strict
     locator = Locator(VideoRoot(video_root) if video_root else None, drop_missing)
     rows = known[dataset].function(list(paths), ConvertOptions(split, encoding), report)
-    total = kept = captioned = 0
-    for row in rows:
-        total += 1
-        if split is not None:
-            if row.get("split") not in (None, split):
-                continue
-            row["split"] = split
-        kept += 1
+    counts = {"total": 0, "kept": 0}
+
+    def in_split(rows):
+        for row in rows:
+            counts["total"] += 1
+            if split is not None:
+                if row.get("split") not in (None, split):
+                    continue
+                row["split"] = split
+            counts["kept"] += 1
+            yield row
+
+    captioned = 0
+    for row in IdLedger(report, strict).unique(in_split(rows)):
+        source = row.get("_where")
         row = locator.place(row)
         if row is None:
             continue
         if not row.get("location"):
             raise ValueError(
-                f"row {row['id']} has no location: these annotations hold no URL for it; give"
-                " --video-root with the downloaded videos (and --drop-missing to leave out"
-                " those not there)"
+                f"{source}: row {row['id']} has no location: these annotations hold no URL for"
+                " it; give --video-root with the downloaded videos (and --drop-missing to leave"
+                " out those not there)"
             )
         report.rows += 1
         captioned += row.get("caption") is not None
         yield row
+    total, kept = counts["total"], counts["kept"]
     if not total and report.left_out():
         examples = "; ".join(e for _, found in report.skipped.values() for e in found)
         raise ValueError(f"no rows: all {report.left_out()} lines were left out ({examples})")

@@ -17,6 +17,7 @@ from .core import (
     seconds,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_json_doc
@@ -59,7 +60,7 @@ def convert(paths, options, report):
                     report.skip(path, line, f"{key}: {exc}")
                     continue
             for i, (span, sentence) in enumerate(zip(timestamps, sentences, strict=True)):
-                where = doc.line(key, "timestamps", i) or line
+                at = doc.line(key, "timestamps", i) or line
                 try:
                     if not isinstance(span, list) or len(span) != 2:
                         raise ValueError(f"timestamp {span!r} is not [start, end]")
@@ -72,7 +73,7 @@ def convert(paths, options, report):
                         end, clamped = duration, clamped + 1
                     check_window(start, end)
                 except ValueError as exc:
-                    report.skip(path, where, f"{key} segment {i}: {exc}")
+                    report.skip(path, at, f"{key} segment {i}: {exc}")
                     continue
                 rows.append(
                     {
@@ -86,6 +87,7 @@ def convert(paths, options, report):
                         "segment": i,
                         "duration": duration,
                         "_video_file": [youtube_id, key],  # <id>.mp4 or v_<id>.mp4
+                        "_where": where(path, at),
                     }
                 )
     if clamped:

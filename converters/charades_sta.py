@@ -11,7 +11,7 @@ moments that end before they start (3 of 12,408 lines): they are left out and co
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, split_from_filename, window
+from .core import ConvertError, split_from_filename, where, window
 from .text import read_lines
 
 
@@ -48,4 +48,5 @@ def convert(paths, options, report):
                 "split": split,
                 "video_id": video_id,
                 "_video_file": video_id,
+                "_where": where(path, line),
             }

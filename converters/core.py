@@ -63,21 +63,32 @@ class Report:
         if self.strict:
             raise ConvertError(path, f"{message} (--strict; without it such {what} are left out"
                                " with a warning)", line)  # fmt: skip
+        self.tally(where(path, line), message, f"{what} left out")
+
+    def tally(self, place: str | None, message: str, what: str) -> None:
+        """Count one row or line under ``what`` (the note's wording), naming it among the
+        first few."""
         count, examples = self.skipped.get(what, (0, []))
         if len(examples) < EXAMPLES:
-            examples.append(f"{path}:{line}: {message}" if line else f"{path}: {message}")
+            examples.append(f"{place}: {message}" if place else message)
         self.skipped[what] = (count + 1, examples)
 
     def left_out(self) -> int:
         return sum(count for count, _ in self.skipped.values())
 
     def summarise(self) -> None:
-        """A note per kind of line left out: how many, and the first few."""
+        """A note per kind of row left out or changed: how many, and the first few."""
         for what, (count, examples) in self.skipped.items():
             more = f"; and {count - len(examples)} more" if count > len(examples) else ""
-            self.note(f"{count} {what} left out ({'; '.join(examples)}{more});"
-                      " --strict stops at the first instead")  # fmt: skip
+            strict = " --strict stops at the first instead" if "window" in what else ""
+            self.note(f"{count} {what} ({'; '.join(examples)}{more});{strict}".rstrip(";"))
         self.skipped = {}
+
+
+def where(path: str, line: int | None) -> str:
+    """``path:line``, or the path alone when the line is not known: how a row's source is
+    named in notes and errors (a row carries it as ``_where``)."""
+    return f"{path}:{line}" if line else path
 
 
 def text_of(value) -> str | None:
@@ -94,17 +105,29 @@ def youtube_url(youtube_id: str) -> str:
 
 def clip_key(youtube_id: str, start: float, end: float) -> str:
     """The name Kinetics' and VATEX's downloaders give a clip: ``<id>_<start>_<end>`` with
-    whole seconds zero padded to 6 digits."""
-    return f"{youtube_id}_{int(start):06d}_{int(end):06d}"
+    whole seconds zero padded to 6 digits. A window of fractional seconds keeps its fraction
+    (``_000010.2_000020.7``): the downloaders' name (``_000010_000020``) is another clip's,
+    and the row must not take that clip's file."""
+    return f"{youtube_id}_{_key_seconds(start)}_{_key_seconds(end)}"
 
 
-def split_clip_key(key: str) -> tuple[str, int, int]:
-    """``(youtube_id, start, end)`` of a clip key; split from the right, since YouTube ids
-    themselves may contain ``_`` (and start with ``-``)."""
+def _key_seconds(value: float) -> str:
+    """Seconds as in a clip key: ``000010``, or ``000010.2`` (to the microsecond)."""
+    whole, _, fraction = f"{value:.6f}".rstrip("0").rstrip(".").partition(".")
+    return f"{int(whole):06d}" + (f".{fraction}" if fraction else "")
+
+
+_KEY_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def split_clip_key(key: str) -> tuple[str, float, float]:
+    """``(youtube_id, start, end)`` of a clip key (whole seconds as ints); split from the
+    right, since YouTube ids themselves may contain ``_`` (and start with ``-``)."""
     parts = key.rsplit("_", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit() or not parts[0]:
+    if len(parts) != 3 or not parts[0] or not all(_KEY_NUMBER.fullmatch(p) for p in parts[1:]):
         raise ValueError(f"{key!r} is not <youtube id>_<start>_<end>")
-    return parts[0], int(parts[1]), int(parts[2])
+    start, end = (float(p) if "." in p else int(p) for p in parts[1:])
+    return parts[0], start, end
 
 
 def normalise_split(value: str | None) -> str | None:

@@ -19,7 +19,7 @@ from collections import Counter
 import pyarrow as pa
 
 from . import register
-from .core import MAX_SECONDS, ConvertError, split_from_filename, text_of
+from .core import MAX_SECONDS, ConvertError, split_from_filename, text_of, where
 from .text import read_json_doc
 
 SEGMENT = 5.0
@@ -68,6 +68,7 @@ def convert(paths, options, report):
                 "video": video,
                 "moments": [[a * SEGMENT, (b + 1) * SEGMENT] for a, b in valid],
                 "_video_file": [stem, video],
+                "_where": where(path, line),
             }
     if dropped:
         report.note(f"{dropped} annotators' moments that are not [first, last] segment numbers"

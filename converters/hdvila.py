@@ -16,6 +16,7 @@ from .core import (
     clock_seconds,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_jsonl
@@ -62,6 +63,7 @@ def convert(paths, options, report):
                     "youtube_id": video_id,
                     "_clip_file": name,
                     "_video_file": video_id,
+                    "_where": where(path, line),
                 }
     if empty:
         report.note(f"{empty} videos list no clip: no rows for them")

@@ -18,7 +18,7 @@ import sqlite3
 import tempfile
 
 from . import register
-from .core import expect, text_of, window, youtube_url
+from .core import expect, text_of, where, window, youtube_url
 from .text import iter_json_object, read_csv
 
 FIELDS = ("category_1", "category_2", "task_id")
@@ -32,8 +32,8 @@ def convert(paths, options, report):
     if not tables:
         for path in captions:
             for video_id, item in iter_json_object(path, options.encoding):
-                yield from rows_of(video_id, subtitles(path, video_id, item, report), {},
-                                   options.split)  # fmt: skip
+                item = subtitles(path, video_id, item, report)
+                yield from rows_of(video_id, item, {}, options.split, path)
         return
     with contextlib.ExitStack() as stack:
         store = stack.enter_context(_CaptionStore()) if captions else None
@@ -45,15 +45,16 @@ def convert(paths, options, report):
                 expect(bool(video_id), path, "empty video_id", line)
                 fields = {k: text_of(raw.get(k)) for k in FIELDS}
                 item = store.take(video_id) if store is not None else None
-                yield from rows_of(video_id, item, fields, options.split)
+                yield from rows_of(video_id, item, fields, options.split, where(path, line))
         if store is not None:
             for video_id, item in store.left():
-                yield from rows_of(video_id, item, {}, options.split)
+                yield from rows_of(video_id, item, {}, options.split, "")
 
 
-def subtitles(path: str, video_id: str, item, report) -> list[tuple]:
-    """``(index, start, end, text)`` of a video's valid subtitles. ``caption.json`` is one
-    line of gigabytes, read as a stream: a subtitle left out is named by video and index."""
+def subtitles(path: str, video_id: str, item, report) -> tuple[str, list[tuple]]:
+    """``path`` and ``(index, start, end, text)`` of a video's valid subtitles.
+    ``caption.json`` is one line of gigabytes, read as a stream: a subtitle is named by video
+    and index, not line."""
     expect(bool(video_id.strip()), path, "an empty video id")
     expect(isinstance(item, dict) and all(isinstance(item.get(k), list) for k in KEYS), path,
            f"{video_id}: needs start, end and text lists")  # fmt: skip
@@ -65,19 +66,22 @@ def subtitles(path: str, video_id: str, item, report) -> list[tuple]:
             kept.append((i, *window(start, end), text_of(text)))
         except ValueError as exc:
             report.skip(path, None, f"{video_id} subtitle {i}: {exc}")
-    return kept
+    return path, kept
 
 
-def rows_of(video_id: str, item: list | None, fields: dict, split):
+def rows_of(video_id: str, item, fields: dict, split, source: str):
+    """A video's rows: one per subtitle in ``item`` (``(path, subtitles)``), else one for the
+    whole video (the csv's line ``source``)."""
     base = {"location": youtube_url(video_id), "split": split, "youtube_id": video_id,
             **{k: fields.get(k) for k in FIELDS}, "_video_file": video_id}  # fmt: skip
     if item is None:
         yield {"id": video_id, "caption": None, "start": None, "end": None, **base,
-               "segment": None}  # fmt: skip
+               "segment": None, "_where": source}  # fmt: skip
         return
-    for i, start, end, text in item:
+    path, subs = item
+    for i, start, end, text in subs:
         yield {"id": f"{video_id}_{i}", "caption": text, "start": start, "end": end, **base,
-               "segment": i}  # fmt: skip
+               "segment": i, "_where": f"{path} ({video_id} subtitle {i})"}  # fmt: skip
 
 
 class _CaptionStore:

@@ -20,6 +20,7 @@ from .core import (
     clock_seconds,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_jsonl
@@ -56,6 +57,7 @@ def convert(paths, options, report):
                 "umt_score": _number(item.get("UMT_Score")),
                 "_clip_file": clip,
                 "_video_file": video_id,
+                "_where": where(path, line),
             }
 
 

@@ -4,21 +4,17 @@
 A video can hold several clips with other labels and overlapping windows, so a clip is
 identified by (youtube id, start, end): its ``id`` is the downloader's file name
 ``<youtube_id>_<start>_<end>``, which ``--video-root`` also looks for (in any sub-folder, e.g.
-``DIR/<label>/``) before ``<youtube_id>.mp4``. Lines whose window is not valid seconds
-(negative, start after end, not a number) are left out and counted (``--strict`` stops).
+``DIR/<label>/``) before ``<youtube_id>.mp4``. A window of fractional seconds keeps its
+fraction in the id (``_000010.2_000020.7``), so that it never takes the ``_000010_000020``
+clip's file. Lines whose window is not valid seconds (negative, start after end, not a
+number) are left out and counted (``--strict`` stops). Repeated rows and rows sharing an id
+are handled for every converter by :mod:`converters.ids`.
 """
 
 from __future__ import annotations
 
 from . import register
-from .core import (
-    clip_key,
-    expect,
-    normalise_split,
-    split_from_filename,
-    window,
-    youtube_url,
-)
+from .core import clip_key, expect, normalise_split, split_from_filename, where, window, youtube_url
 from .text import read_csv
 
 
@@ -51,6 +47,7 @@ def convert(paths, options, report):
                 "youtube_id": youtube_id,
                 "_clip_file": clip_key(youtube_id, start, end),
                 "_video_file": youtube_id,
+                "_where": where(path, line),
             }
             if "is_cc" in raw:
                 row["is_cc"] = (raw["is_cc"] or "").strip() in ("1", "True", "true")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from video2numpy.youtube import parse_youtube_id
 
 from . import register
-from .core import expect, normalise_split, text_of, window, youtube_url
+from .core import expect, normalise_split, text_of, where, window, youtube_url
 from .text import read_csv, read_json_doc
 
 
@@ -24,14 +24,14 @@ from .text import read_csv, read_json_doc
 )
 def convert(paths, options, report):
     videos: dict[str, dict] = {}
-    subset: list[tuple[str, str]] = []  # (video_id, sentence) from 1k-A csv files
+    subset: list[tuple[str, str, str]] = []  # (video_id, sentence, where) from 1k-A csvs
     for path in paths:
         if path.lower().endswith((".csv", ".csv.gz")):
             for line, raw in read_csv(path, ("video_id", "sentence"), options.encoding,
                                       report=report):  # fmt: skip
                 video_id = (raw["video_id"] or "").strip()
                 expect(bool(video_id), path, "empty video_id", line)
-                subset.append((video_id, text_of(raw["sentence"])))
+                subset.append((video_id, text_of(raw["sentence"]), where(path, line)))
             continue
         doc = read_json_doc(path, options.encoding, depth=2)
         data = doc.value
@@ -64,6 +64,7 @@ def convert(paths, options, report):
                 "category": item.get("category"),
                 "youtube_id": youtube_id,
                 "_clip_file": video_id,
+                "_where": where(path, line),
             }
         for n, sentence in enumerate(data.get("sentences", [])):
             expect(isinstance(sentence, dict), path, f"sentences[{n}]: not an object",
@@ -77,11 +78,11 @@ def convert(paths, options, report):
     if not subset:
         return list(videos.values())
     rows = []
-    for video_id, sentence in subset:
+    for video_id, sentence, source in subset:
         video = videos.get(video_id)
         if video is None:  # the csv alone: the files under --video-root are the only source
             video = {"id": video_id, "location": None, "captions": [], "_clip_file": video_id}
-        rows.append({**video, "caption": sentence, "split": "test"})
+        rows.append({**video, "caption": sentence, "split": "test", "_where": source})
     if not videos:
         report.note("no MSR-VTT json given: rows have no URL, only --video-root files")
     return rows

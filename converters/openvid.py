@@ -12,7 +12,7 @@ import os
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, split_from_filename
+from .core import ConvertError, split_from_filename, where
 from .text import read_csv
 
 NUMBERS = {
@@ -59,4 +59,5 @@ def convert(paths, options, report):
                 ) from None
             row["camera_motion"] = (raw.get("camera motion") or "").strip() or None
             row["_video_file"] = os.path.splitext(name)[0]
+            row["_where"] = where(path, line)
             yield row

@@ -26,6 +26,7 @@ from .core import (
     literal,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_csv
@@ -78,6 +79,7 @@ def convert(paths, options, report):
                     "shot_boundaries": shots,
                     "_clip_file": f"{video_id}_{i}",
                     "_video_file": video_id,
+                    "_where": where(path, line),
                 }
     if empty:
         report.note(f"{empty} source videos list no clip (empty lists): no rows for them")

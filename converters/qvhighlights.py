@@ -23,6 +23,7 @@ from .core import (
     seconds,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_jsonl
@@ -88,6 +89,7 @@ def convert(paths, options, report):
                 "saliency_scores": _ints(item.get("saliency_scores"), 2),
                 "_clip_file": vid,
                 "_video_file": youtube_id,
+                "_where": where(path, line),
             }
     if clamped:
         report.note(f"{clamped} relevant windows ended past their clip's duration: clamped to it")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, split_from_filename, text_of
+from .core import ConvertError, split_from_filename, text_of, where
 from .text import read_json_doc
 
 TYPES = {"label_index": pa.int64(), "placeholders": pa.list_(pa.string())}
@@ -69,6 +69,7 @@ def convert(paths, options, report):
                 "placeholders": placeholders,
                 "label_index": index,
                 "_video_file": video_id,
+                "_where": where(path, doc.line(n)),
             }
     if unknown:
         report.note(f"{unknown} templates are not in the labels file: label_index left empty")

@@ -15,6 +15,7 @@ from .core import (
     split_clip_key,
     split_from_filename,
     text_of,
+    where,
     youtube_url,
 )
 from .text import read_json_doc
@@ -60,6 +61,7 @@ def convert(paths, options, report):
                     "youtube_id": youtube_id,
                     "_clip_file": video_id,
                     "_video_file": youtube_id,
+                    "_where": where(path, line),
                 }
             )
     return rows

@@ -8,7 +8,7 @@ folder or flat).
 from __future__ import annotations
 
 from . import register
-from .core import ConvertError, expect, iso_duration, split_from_filename
+from .core import ConvertError, expect, iso_duration, split_from_filename, where
 from .text import read_csv
 
 
@@ -42,6 +42,7 @@ def convert(paths, options, report):
                     "duration": duration,
                     "page_dir": (raw.get("page_dir") or "").strip() or None,
                     "_video_file": video_id,
+                    "_where": where(path, line),
                 }
             )
     return rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from . import register
-from .core import ConvertError, expect, normalise_split, text_of, window, youtube_url
+from .core import ConvertError, expect, normalise_split, text_of, where, window, youtube_url
 from .text import read_json_doc
 
 
@@ -43,21 +43,21 @@ def convert(paths, options, report):
                 "_video_file": youtube_id,
             }
             if not annotations:
-                rows.append({"id": youtube_id, **base})
+                rows.append({"id": youtube_id, **base, "_where": where(path, line)})
             for i, annotation in enumerate(annotations or []):
-                where = doc.line("database", youtube_id, "annotations", i) or line
+                at = doc.line("database", youtube_id, "annotations", i) or line
                 if not isinstance(annotation, dict):
-                    raise ConvertError(path, f"{youtube_id} annotation {i}: not an object", where)
+                    raise ConvertError(path, f"{youtube_id} annotation {i}: not an object", at)
                 number = annotation.get("id", i)
                 if not isinstance(number, int) or isinstance(number, bool):
-                    raise ConvertError(path, f"{youtube_id} annotation {i}: id {number!r}", where)
+                    raise ConvertError(path, f"{youtube_id} annotation {i}: id {number!r}", at)
                 try:
                     segment = annotation.get("segment")
                     if not isinstance(segment, list) or len(segment) != 2:
                         raise ValueError(f"segment {segment!r} is not [start, end]")
                     start, end = window(*segment)
                 except ValueError as exc:
-                    report.skip(path, where, f"{youtube_id} annotation {number}: {exc}")
+                    report.skip(path, at, f"{youtube_id} annotation {number}: {exc}")
                     continue
                 rows.append(
                     {
@@ -67,6 +67,7 @@ def convert(paths, options, report):
                         "start": start,
                         "end": end,
                         "segment": number,
+                        "_where": where(path, at),
                     }
                 )
     return rows

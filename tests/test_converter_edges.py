@@ -236,3 +236,105 @@ def test_every_converter_leaves_out_invalid_windows_unless_strict(tmp_path, data
     assert f"1 lines with an invalid window left out ({where}: " in err
     assert convert_main([dataset, path, "--out", str(out), "--strict", *extra]) == 2
     assert f"video-convert: error: {where}: " in capsys.readouterr().err
+
+
+def test_kinetics_ids_are_unique_and_name_their_own_clip(tmp_path, capsys):
+    """Two identical rows, a 10.2-20.7 window next to a 10-20 one, a negative start: every id
+    is unique, parses back to its window, and --video-root never gives a row another clip's
+    file."""
+    from converters.core import split_clip_key
+
+    text = (
+        KINETICS + "abseiling,abcdefghijk,10,20,train\n"
+        "abseiling,abcdefghijk,10,20,train\n"  # the same row again
+        "yoga,abcdefghijk,10.2,20.7,train\n"  # the downloader would name it _000010_000020
+        "yoga,abcdefghijk,-5,5,train\n"
+        "dancing,abcdefghijk,10,20,train\n"  # the same window with another label
+    )
+    path = write(tmp_path / "train.csv", text)
+    root = tmp_path / "videos"
+    (root / "abseiling").mkdir(parents=True)
+    (root / "abseiling" / "abcdefghijk_000010_000020.mp4").write_bytes(b"")
+    table, report = convert("kinetics", [path], video_root=str(root))
+    rows = rows_of(table)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 3, ids
+    assert ids[0] == "abcdefghijk_000010_000020"
+    assert rows[0]["location"].endswith("abcdefghijk_000010_000020.mp4")
+    fractional = rows[1]
+    assert fractional["label"] == "yoga" and fractional["id"] != ids[0]
+    assert split_clip_key(fractional["id"]) == ("abcdefghijk", 10.2, 20.7)
+    assert fractional["location"] == "https://www.youtube.com/watch?v=abcdefghijk"
+    assert (fractional["start"], fractional["end"]) == (10.2, 20.7)
+    assert rows[2]["label"] == "dancing" and rows[2]["id"] != ids[0]
+    notes = "\n".join(report.notes)
+    assert f"1 exact duplicate rows left out ({path}:3: repeats {path}:2)" in notes
+    assert f"{path}:5: time_start '-5' is not a time" in notes
+    assert f"{path}:6: id abcdefghijk_000010_000020 renamed {rows[2]['id']}" in notes
+    assert f"the id of {path}:2" in notes
+    # --strict refuses the distinct rows that share an id, naming both lines.
+    no_negative = write(tmp_path / "k.csv", text.replace("yoga,abcdefghijk,-5,5,train\n", ""))
+    with pytest.raises(ValueError, match=rf"{no_negative}:5: .*abcdefghijk_000010_000020.*"
+                       rf"{no_negative}:2"):  # fmt: skip
+        convert("kinetics", [no_negative], strict=True)
+
+
+def test_ids_stay_unique_across_files_in_every_converter(tmp_path, capsys):
+    """ActivityNet's val_1 and val_2 annotate the same videos (``<id>_0`` from both); the same
+    VATEX file given twice is all duplicates; a VATEX id with two caption sets is renamed."""
+    video = {"duration": 20, "timestamps": [[0, 5]], "sentences": ["first annotator"]}
+    val_1 = write(tmp_path / "val_1.json", json.dumps({"v_abc": video}))
+    video = {"duration": 20, "timestamps": [[1, 6]], "sentences": ["second annotator"]}
+    val_2 = write(tmp_path / "val_2.json", json.dumps({"v_abc": video}))
+    out = tmp_path / "out.jsonl"
+    assert convert_main(["activitynet", val_1, val_2, "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["caption"] for r in rows] == ["first annotator", "second annotator"]
+    assert len({r["id"] for r in rows}) == 2 and rows[0]["id"] == "abc_0"
+    err = capsys.readouterr().err
+    assert f"1 rows renamed: another row has their id ({val_2}:1: id abc_0 renamed" in err
+    items = [{"videoID": "abc_000001_000011", "enCap": ["a"]},
+             {"videoID": "abc_000001_000011", "enCap": ["b"]}]  # fmt: skip
+    vatex = write(tmp_path / "vatex_training_v1.0.json", json.dumps(items, indent=1))
+    assert convert_main(["vatex", vatex, vatex, "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["caption"] for r in rows] == ["a", "b"] and len({r["id"] for r in rows}) == 2
+    err = capsys.readouterr().err
+    assert f"2 exact duplicate rows left out ({vatex}:2: repeats {vatex}:2; " in err
+    assert convert_main(["vatex", vatex, "--out", str(out), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"{vatex}:8: id abc_000001_000011 is also the id of {vatex}:2, a different row" in err
+
+
+def test_id_ledger_remembers_ids_past_its_exact_window(tmp_path, monkeypatch):
+    """Past ``young`` ids the ledger keeps 64-bit hashes in sorted runs, memory-mapped past
+    ``MEMORY_RUN``: repeats and collisions far apart are still found, and the scratch files
+    are removed at the end."""
+    import tempfile
+
+    from converters import ids
+    from converters.core import Report
+
+    monkeypatch.setattr(ids, "MEMORY_RUN", 64)
+    monkeypatch.setattr(ids, "BATCH", 7)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = [{"id": f"v{i}", "caption": "c", "_where": f"f:{i}"} for i in range(1000)]
+    rows += [{"id": f"v{i}", "caption": "c", "_where": f"g:{i}"} for i in range(0, 1000, 10)]
+    rows += [{"id": f"v{i}", "caption": "other", "_where": f"h:{i}"} for i in range(0, 1000, 100)]
+    rows += [{"id": "v0~2", "caption": "taken", "_where": "h:x"}]
+    report = Report()
+    ledger = ids.IdLedger(report, young=20)
+    out = []
+    for row in ledger.unique(iter([dict(r) for r in rows])):
+        out.append(row)
+        if len(out) == 1000:
+            assert list(tmp_path.glob("video-convert-ids-*/*.u64"))  # memory-mapped runs
+    assert len(out) == 1000 + 10 + 1 and len({r["id"] for r in out}) == len(out)
+    assert [r["id"] for r in out[1000:1003]] == ["v0~2", "v100~2", "v200~2"]
+    assert out[-1]["id"] == "v0~2~2"  # the file's own "v0~2" came after the rename
+    report.summarise()
+    assert (
+        "100 exact duplicate rows left out (g:0: repeats an earlier row; g:10: " in report.notes[0]
+    )
+    assert report.notes[1].startswith("11 rows renamed: another row has their id")
+    assert not list(tmp_path.glob("video-convert-ids-*"))
