@@ -43,11 +43,10 @@ def embed_query(run: dict, pretrained: str | None, device: str, query: str,
     """A text's or an image file's embedding, and which it was: a text query loads the text
     tower only (or uses ``text``), an image query the image tower only."""
     if os.path.isfile(query) and query.lower().endswith(IMAGE_SUFFIXES):
-        from PIL import Image
+        from .images import load_image
 
+        pixels = load_image(query)  # refused over 40 megapixels, before it is decoded
         options = EncoderOptions(run["model"], query_weights(run, pretrained), "fp32", device)
-        with Image.open(query) as image:
-            pixels = np.array(image.convert("RGB"))
         return Encoder(options).encode(pixels[None])[0].astype(np.float32), "image"
     text = text or query_encoder(run, pretrained, device)
     return text.encode_text([query])[0], "text"
@@ -55,6 +54,7 @@ def embed_query(run: dict, pretrained: str | None, device: str, query: str,
 
 def serve_main(argv: Sequence[str]) -> int:
     """``clip-video-search serve DATASET [DATASET ...]``: the search page and its API."""
+    from .images import MAX_PIXELS
     from .server import MAX_UPLOAD
 
     parser = argparse.ArgumentParser(
@@ -69,10 +69,15 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-upload", type=int, default=MAX_UPLOAD,
                         help="largest image query, in bytes (8 MiB)")  # fmt: skip
+    parser.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6,
+                        help="largest image query, in pixels, refused from its header before"
+                        f" it is decoded ({MAX_PIXELS / 1e6:g})")  # fmt: skip
     parser.add_argument("--memory-gb", type=float, default=4.0,
                         help="frames held in memory as float32 up to this size per dataset"
                         " (a larger index is read from disk per query) (4)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.max_megapixels <= 0:
+        parser.error("--max-megapixels must be > 0")
     try:
         from .server import serve
     except ImportError as exc:
@@ -83,7 +88,8 @@ def serve_main(argv: Sequence[str]) -> int:
         print(f"clip-video-search: serving {', '.join(args.datasets)} on"
               f" http://{args.host}:{args.port}/", file=sys.stderr)  # fmt: skip
         serve(args.datasets, args.host, args.port, args.pretrained, args.device,
-              args.max_upload, int(args.memory_gb * (1 << 30)))  # fmt: skip
+              args.max_upload, int(args.memory_gb * (1 << 30)),
+              int(args.max_megapixels * 1e6))  # fmt: skip
     except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
         print(f"clip-video-search serve: {exc}", file=sys.stderr)
         return 2

@@ -7,20 +7,19 @@ The page (``/``) and its JSON API (``/api/search``) are served by Starlette unde
 Security: it binds to 127.0.0.1 unless told otherwise. Media are addressed by dataset and
 video number (``/media/0/17``), never by a path: the only files served are the local sources
 of the datasets' own videos, looked up in their index. Uploads over ``max_upload`` bytes are
-refused. The page puts captions and ids in the document as text, never as markup.
+refused, and pictures over ``max_pixels`` from their header, before they are decoded. The
+page puts captions and ids in the document as text, never as markup.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import threading
 from collections import OrderedDict
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-
+from .images import MAX_PIXELS, ImageTooLarge, load_image
 from .moments import MomentOptions
 from .page import PAGE
 from .report import thumbnail_jpeg
@@ -40,7 +39,8 @@ def local_path(location: str | None) -> str | None:
     return location
 
 
-def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD):
+def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
+               max_pixels: int = MAX_PIXELS):  # fmt: skip
     """The Starlette application over ``sessions`` (one per dataset)."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -102,8 +102,8 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD):
         return JSONResponse({"query": text, "kind": "text", **result})
 
     async def search_post(request: Request) -> Response:
-        size = request.headers.get("content-length")
-        if size is not None and int(size) > max_upload + 65536:
+        size = request.headers.get("content-length") or ""
+        if size.isdigit() and int(size) > max_upload + 65536:
             return JSONResponse({"error": f"the upload is over {max_upload} bytes"}, 413)
         body = bytearray()
         async for chunk in request.stream():
@@ -127,14 +127,17 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD):
         data = await upload.read()
         if len(data) > max_upload:
             return JSONResponse({"error": f"the upload is over {max_upload} bytes"}, 413)
-        try:
-            pixels = _decode_image(data)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
         params = {**dict(request.query_params), **{k: v for k, v in form.items()
                                                    if isinstance(v, str)}}  # fmt: skip
+
+        def decode_and_search():
+            pixels = load_image(data, max_pixels)
+            return run_search(lambda s: s.embed_image(pixels), params)
+
         try:
-            result = run_search(lambda s: s.embed_image(pixels), params)
+            result = decode_and_search()
+        except ImageTooLarge as exc:
+            return JSONResponse({"error": str(exc)}, status_code=413)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"query": upload.filename or "image", "kind": "image", **result})
@@ -202,23 +205,14 @@ def _media(dataset: int, video: int, location: str | None) -> dict:
     return {"kind": "none"}
 
 
-def _decode_image(data: bytes) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"not an image: {exc}") from exc
-
-
 def serve(datasets: list[str], host: str = "127.0.0.1", port: int = 8000,
           pretrained: str | None = None, device: str = "auto",
-          max_upload: int = MAX_UPLOAD, memory_budget: int = 4 << 30) -> None:  # fmt: skip
+          max_upload: int = MAX_UPLOAD, memory_budget: int = 4 << 30,
+          max_pixels: int = MAX_PIXELS) -> None:  # fmt: skip
     import uvicorn
 
     towers = Towers(device)
     sessions = [SearchSession(d, pretrained, towers, device, memory_budget=memory_budget)
                 for d in datasets]  # fmt: skip
-    app = create_app(sessions, max_upload)
+    app = create_app(sessions, max_upload, max_pixels)
     uvicorn.run(app, host=host, port=port, log_level="warning")
