@@ -140,6 +140,25 @@ def stream(plan: Plan, rows: dict[str, set[int]], cache: TextCache, options: Tra
         yield _pop_random(buffer, rng)
 
 
+def captioned(plan: Plan, cache: TextCache, column: str) -> int:
+    """The training rows :func:`stream` yields: those with at least one caption (the text
+    cache's offsets say, without reading a frame)."""
+    n = 0
+    for name, rows in plan.train.items():
+        offsets = cache.shard(name, column)[1]
+        n += sum(1 for row in rows if offsets[row + 1] > offsets[row])
+    return n
+
+
+def batch_count(items: int, size: int) -> int:
+    """The batches :func:`batches` makes of ``items``: the full ones, and the rest when it
+    holds two or more. The cosine schedule is planned over exactly these steps: planned
+    over the full batches alone, it reached 0 epochs early (30 videos in batches of 16: 2
+    steps an epoch, 1 planned) and the rest trained at lr 0."""
+    full, rest = divmod(items, size)
+    return full + (1 if rest >= 2 else 0)
+
+
 def _pop_random(buffer: list, rng: np.random.Generator):
     i = int(rng.integers(len(buffer)))
     buffer[i], buffer[-1] = buffer[-1], buffer[i]
@@ -192,6 +211,12 @@ def train(dataset: str, out: str, options: TrainOptions, cache: TextCache, dim: 
     if plan.n_train < 2:
         raise ValueError(f"{dataset}: {plan.n_train} training videos; at least 2 are needed")
     cache.fill(options.caption_column, progress)
+    n_train = captioned(plan, cache, options.caption_column)
+    if n_train < 2:
+        raise ValueError(
+            f"{dataset}: {n_train} training videos have a {options.caption_column!r}; at least"
+            " 2 are needed (give the caption column with --caption-column)"
+        )
     config = AggregatorConfig(options.aggregator, dim, options.max_frames, options.layers,
                               options.heads, options.queries, options.dropout)  # fmt: skip
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -199,7 +224,7 @@ def train(dataset: str, out: str, options: TrainOptions, cache: TextCache, dim: 
     model = Contrastive(build(config)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)  # fmt: skip
-    steps_per_epoch = max(1, plan.n_train // options.batch_size)
+    steps_per_epoch = batch_count(n_train, options.batch_size)
     total = steps_per_epoch * options.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
