@@ -139,3 +139,31 @@ def test_the_command_line_refuses_them_too(session, tmp_path, capsys):
         (tmp_path / "big.png").write_bytes(png_header(size, size))
         assert main([session.dataset, str(tmp_path / "big.png")]) == 2
         assert "megapixels" in capsys.readouterr().err
+
+
+def test_every_youtube_form_plays_as_an_embed(serve, tmp_path, monkeypatch):
+    base = serve()
+    status, body = get(f"{base}/api/search?q=row&top=50")
+    assert status == 200
+    media = {m["location"]: m["media"] for m in json.loads(body)["moments"]}
+    assert set(media) == set(LOCATIONS)
+    for location in LOCATIONS[:6]:
+        assert media[location] == {"kind": "youtube", "id": YT}, location
+    assert media["-_abcdefghi"] == {"kind": "youtube", "id": "-_abcdefghi"}
+    assert media["http://example.com/v.mp4"] == {"kind": "url", "url": "http://example.com/v.mp4"}
+    assert media["s3://bucket/v.mp4"] == {"kind": "none"}
+    for m in json.loads(body)["moments"]:  # and none of them is looked up as a file
+        assert get(f"{base}/media/0/{m['video']}")[0] == 404
+
+
+def test_a_local_file_named_like_a_youtube_id_is_a_file(tmp_path, monkeypatch):
+    """The pipeline's rule (video2numpy.fetch.location_kind): a location that exists on disk
+    is a path, even when it looks like an id."""
+    from clip_video_encode.search.server import _media, local_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / YT).write_bytes(b"video")
+    assert _media(0, 3, YT) == {"kind": "file", "url": "/media/0/3"}
+    assert local_path(YT) == YT
+    assert local_path(f"file://{tmp_path}/{YT}") == f"{tmp_path}/{YT}"
+    assert local_path(f"youtu.be/{YT}") is None and local_path("abcdefghijk") is None

@@ -29,13 +29,15 @@ MAX_UPLOAD = 8 << 20  # bytes of an image query
 
 
 def local_path(location: str | None) -> str | None:
-    """The local file a video's location names, or None (http, s3, YouTube, ...)."""
-    if not location:
+    """The local file a video's location names, or None (http, s3, YouTube, ...): the
+    pipeline's own rule (:func:`video2numpy.fetch.location_kind`), so a bare YouTube id or a
+    scheme-less YouTube URL is a YouTube video, unless a file of that name exists."""
+    from video2numpy.fetch import location_kind
+
+    if not location or location_kind(location) != "local":
         return None
     if location.startswith("file://"):
         return unquote(urlparse(location).path)
-    if "://" in location:
-        return None
     return location
 
 
@@ -191,16 +193,17 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
 
 
 def _media(dataset: int, video: int, location: str | None) -> dict:
-    """How the page plays a video: from this server (a local file), from its URL, or as a
-    YouTube embed."""
+    """How the page plays a video: from this server (a local file), as a YouTube embed (every
+    form the pipeline takes: URLs with or without a scheme, bare ids), or from its URL."""
+    from video2numpy.fetch import location_kind
     from video2numpy.youtube import parse_youtube_id
 
-    if local_path(location) is not None:
+    kind = location_kind(location) if location else None
+    if kind == "local":
         return {"kind": "file", "url": f"/media/{dataset}/{video}"}
-    youtube = parse_youtube_id(location) if location else None
-    if youtube:
-        return {"kind": "youtube", "id": youtube}
-    if location and location.startswith(("http://", "https://")):
+    if kind == "youtube":
+        return {"kind": "youtube", "id": parse_youtube_id(location)}
+    if kind == "http":
         return {"kind": "url", "url": location}
     return {"kind": "none"}
 
