@@ -141,6 +141,47 @@ def test_the_command_line_refuses_them_too(session, tmp_path, capsys):
         assert "megapixels" in capsys.readouterr().err
 
 
+def test_a_slow_query_does_not_hold_up_the_page_and_queries_run_bounded(serve, session,
+                                                                       monkeypatch):  # fmt: skip
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0, "delay": 2.0}
+    real = session.search
+
+    def slow(*args, **kwargs):  # the scoring made slow, as over a large index
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(state["delay"])
+        with lock:
+            state["now"] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session, "search", slow)
+    base = serve()
+    worker = threading.Thread(target=get, args=(f"{base}/api/search?q=slow",))
+    worker.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    status, _ = get(f"{base}/")
+    assert status == 200 and time.monotonic() - began < 0.5
+    worker.join()
+
+    base = serve(concurrency=2)
+    state["delay"], state["most"] = 1.0, 0
+    results = []
+    began = time.monotonic()
+    threads = [threading.Thread(target=lambda i=i: results.append(get(f"{base}/api/search?q={i}")))
+               for i in range(4)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - began
+    assert [status for status, _ in results] == [200] * 4
+    assert state["most"] == 2  # two at a time: in parallel, and no more
+    assert 1.9 <= elapsed < 3.5, elapsed
+
+
 def test_every_youtube_form_plays_as_an_embed(serve, tmp_path, monkeypatch):
     base = serve()
     status, body = get(f"{base}/api/search?q=row&top=50")

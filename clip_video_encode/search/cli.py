@@ -55,7 +55,7 @@ def embed_query(run: dict, pretrained: str | None, device: str, query: str,
 def serve_main(argv: Sequence[str]) -> int:
     """``clip-video-search serve DATASET [DATASET ...]``: the search page and its API."""
     from .images import MAX_PIXELS
-    from .server import MAX_UPLOAD
+    from .server import CONCURRENCY, MAX_UPLOAD
 
     parser = argparse.ArgumentParser(
         prog="clip-video-search serve",
@@ -72,12 +72,15 @@ def serve_main(argv: Sequence[str]) -> int:
     parser.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6,
                         help="largest image query, in pixels, refused from its header before"
                         f" it is decoded ({MAX_PIXELS / 1e6:g})")  # fmt: skip
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help="searches run at once, in threads beside the page's event loop"
+                        f" ({CONCURRENCY})")  # fmt: skip
     parser.add_argument("--memory-gb", type=float, default=4.0,
                         help="frames held in memory as float32 up to this size per dataset"
                         " (a larger index is read from disk per query) (4)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.max_megapixels <= 0:
-        parser.error("--max-megapixels must be > 0")
+    if args.concurrency < 1 or args.max_megapixels <= 0:
+        parser.error("--concurrency must be >= 1 and --max-megapixels > 0")
     try:
         from .server import serve
     except ImportError as exc:
@@ -89,7 +92,7 @@ def serve_main(argv: Sequence[str]) -> int:
               f" http://{args.host}:{args.port}/", file=sys.stderr)  # fmt: skip
         serve(args.datasets, args.host, args.port, args.pretrained, args.device,
               args.max_upload, int(args.memory_gb * (1 << 30)),
-              int(args.max_megapixels * 1e6))  # fmt: skip
+              int(args.max_megapixels * 1e6), args.concurrency)  # fmt: skip
     except (EncoderLoadError, FileNotFoundError, ValueError) as exc:
         print(f"clip-video-search serve: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,12 @@ video number (``/media/0/17``), never by a path: the only files served are the l
 of the datasets' own videos, looked up in their index. Uploads over ``max_upload`` bytes are
 refused, and pictures over ``max_pixels`` from their header, before they are decoded. The
 page puts captions and ids in the document as text, never as markup.
+
+Load: the event loop only parses requests and sends answers. Everything that takes CPU
+(embedding a query, scoring, decoding a picture, grabbing a thumbnail) runs in worker
+threads, at most ``concurrency`` searches and a few thumbnails at once (torch and numpy
+release the GIL), so a slow query never holds up the page, a video's bytes or a cheap query
+while a thread is free. The shared towers and indexes are only read by a query.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from .report import thumbnail_jpeg
 from .session import SearchSession, Towers
 
 MAX_UPLOAD = 8 << 20  # bytes of an image query
+CONCURRENCY = 4  # searches at once
+THUMBNAILS = 2  # thumbnails grabbed at once
 
 
 def local_path(location: str | None) -> str | None:
@@ -42,12 +50,21 @@ def local_path(location: str | None) -> str | None:
 
 
 def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
-               max_pixels: int = MAX_PIXELS):  # fmt: skip
-    """The Starlette application over ``sessions`` (one per dataset)."""
+               max_pixels: int = MAX_PIXELS, concurrency: int = CONCURRENCY):  # fmt: skip
+    """The Starlette application over ``sessions`` (one per dataset): at most
+    ``concurrency`` searches run at once, in threads off the event loop."""
+    from anyio import CapacityLimiter, to_thread
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
+
+    if concurrency < 1:
+        raise ValueError("concurrency: at least 1 search at a time")
+    searches, grabs = CapacityLimiter(concurrency), CapacityLimiter(THUMBNAILS)
+
+    async def in_pool(limiter, function, *args):
+        return await to_thread.run_sync(function, *args, limiter=limiter)
 
     thumbs: OrderedDict[tuple, bytes] = OrderedDict()
     thumbs_lock = threading.Lock()
@@ -98,7 +115,8 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
         if not text:
             return JSONResponse({"error": "q: the text to search for"}, status_code=400)
         try:
-            result = run_search(lambda s: s.embed_text(text), request.query_params)
+            result = await in_pool(searches, run_search, lambda s: s.embed_text(text),
+                                   request.query_params)  # fmt: skip
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"query": text, "kind": "text", **result})
@@ -137,7 +155,7 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
             return run_search(lambda s: s.embed_image(pixels), params)
 
         try:
-            result = decode_and_search()
+            result = await in_pool(searches, decode_and_search)
         except ImageTooLarge as exc:
             return JSONResponse({"error": str(exc)}, status_code=413)
         except ValueError as exc:
@@ -173,7 +191,7 @@ def create_app(sessions: list[SearchSession], max_upload: int = MAX_UPLOAD,
             data = thumbs.get(key)
         if data is None:
             location = found[1].get("location")
-            data = thumbnail_jpeg(location, seconds) if location else None
+            data = await in_pool(grabs, thumbnail_jpeg, location, seconds) if location else None
             if data is None:
                 return Response("source not reachable", status_code=404)
             with thumbs_lock:
@@ -211,11 +229,11 @@ def _media(dataset: int, video: int, location: str | None) -> dict:
 def serve(datasets: list[str], host: str = "127.0.0.1", port: int = 8000,
           pretrained: str | None = None, device: str = "auto",
           max_upload: int = MAX_UPLOAD, memory_budget: int = 4 << 30,
-          max_pixels: int = MAX_PIXELS) -> None:  # fmt: skip
+          max_pixels: int = MAX_PIXELS, concurrency: int = CONCURRENCY) -> None:  # fmt: skip
     import uvicorn
 
     towers = Towers(device)
     sessions = [SearchSession(d, pretrained, towers, device, memory_budget=memory_budget)
                 for d in datasets]  # fmt: skip
-    app = create_app(sessions, max_upload, max_pixels)
+    app = create_app(sessions, max_upload, max_pixels, concurrency)
     uvicorn.run(app, host=host, port=port, log_level="warning")
