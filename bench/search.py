@@ -108,7 +108,7 @@ def child(n_frames: int, queries: int) -> dict:
         "exact_peak_mb": round(exact_peak),
         "exact_added_mb": round(exact_peak - baseline),
         "ann_peak_mb": round(_peak_mb()),
-        "index_mb": round(os.path.getsize(os.path.join(folder, "embeddings.npy")) / 2**20),
+        "index_mb": round(os.path.getsize(index.path("embeddings.npy")) / 2**20),
     }
 
 
