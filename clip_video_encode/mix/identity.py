@@ -1,0 +1,355 @@
+"""Which source video a row comes from, and which part of it: ``(source, start, end)``.
+
+Public video datasets share videos (Kinetics 400/600/700 and VATEX are cut from the same
+YouTube videos; ActivityNet, YouCook2 and MSR-VTT overlap too), and each names them its own
+way: a watch URL, a ``youtu.be`` link, a bare id, Kinetics' and VATEX's clip names
+``<id>_<start>_<end>``, ActivityNet's ``v_<id>``. A row's *source* is one canonical text for
+all of these, so that rows of different datasets compare:
+
+==========  ==============================================================================
+youtube     ``youtube:<11-character id>``, from (first that applies) the ``youtube_id``
+            column the converters write, any YouTube URL form or bare id in ``location``
+            or ``url``, a clip name or ``v_<id>`` in ``id``, or a clip name or ``v_<id>`` as
+            the file name of a local or object-store ``location``
+url         ``url:<host><path>?<query>`` for other http(s) URLs (``url`` column first):
+            scheme, credentials, fragment, default port, tracking (``utm_*``) and signing
+            parameters dropped, host lower case, query sorted, escapes normalised
+member      ``member:<tar>#<name>``: a sample inside a webdataset tar (a tar input's rows)
+digest      ``sha256:<hex>`` of a local or object-store file (files over 4 MiB: of its size,
+            first and last 2 MiB), so copies of one file under other names are one source
+path        ``path:<absolute path or URL>`` for a file that cannot be read
+none        no location at all: never the same as any other row
+==========  ==============================================================================
+
+The window is ``start``/``end`` (seconds in the source video), else ``clip_start``/``clip_end``
+(a converter row whose file is already the clip), else the clip name's, else the whole video:
+``(0, inf)``. A missing end is open (``inf``).
+
+:func:`row_source` is the rule, one row at a time. :func:`table_sources` gives the same
+answer for a whole arrow table in vectorised form (ten million rows in seconds): rows in the
+common forms are resolved by regular expressions over whole columns, and every other row goes
+through :func:`row_source` itself, so the two cannot disagree (a property test checks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from video2numpy.youtube import parse_youtube_id
+
+# The columns a row's source and window are read from (any may be missing).
+SOURCE_COLUMNS = ("youtube_id", "location", "url", "id", "start", "end", "clip_start", "clip_end")
+KINDS = ("youtube", "url", "member", "digest", "path", "none")
+
+_YT = r"[A-Za-z0-9_-]{11}"
+_YOUTUBE_ID = re.compile(rf"{_YT}")
+_CLIP_NAME = re.compile(rf"({_YT})_([0-9]+)_([0-9]+)")  # Kinetics, VATEX: <id>_<start>_<end>
+_ACTIVITYNET = re.compile(rf"v_({_YT})")  # ActivityNet: v_<id>
+_STEM = re.compile(r"(?:.*/)?([^/]+?)(?:\.[A-Za-z0-9]{1,5})?")  # a file name without suffix
+_TAR_MEMBER = re.compile(r"(.+\.tar)#(.+)")
+# Query parameters that say who asked, or sign a request, not which resource it is.
+_DROPPED_PARAMS = re.compile(
+    r"(utm_.*|x-amz-.*|x-goog-.*|signature|expires|key-pair-id|policy)", re.IGNORECASE
+)
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+DIGEST_WHOLE = 4 << 20  # files up to this size are hashed whole
+DIGEST_PART = 2 << 20  # larger ones: size, first and last DIGEST_PART bytes
+
+
+class Source(NamedTuple):
+    source: str | None  # None: no location, never equal to another row
+    start: float
+    end: float  # inf: open
+    kind: str
+
+
+def youtube_of_name(name: str) -> tuple[str, float | None, float | None] | None:
+    """``(youtube id, start, end)`` of a dataset's clip name (``<id>_<start>_<end>``: Kinetics,
+    VATEX) or ``(id, None, None)`` of ActivityNet's ``v_<id>``; None for any other name."""
+    match = _CLIP_NAME.fullmatch(name)
+    if match:
+        return match.group(1), float(match.group(2)), float(match.group(3))
+    match = _ACTIVITYNET.fullmatch(name)
+    if match:
+        return match.group(1), None, None
+    return None
+
+
+def is_http(location: str) -> bool:
+    try:
+        return urlsplit(location.strip()).scheme.lower() in ("http", "https")
+    except ValueError:
+        return False
+
+
+def normalise_url(url: str) -> str | None:
+    """``url:<host><path>?<query>`` of an http(s) URL (see the module's table), else None."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        host = f"{host}:{port}"
+    path = quote(unquote(parts.path), safe=_PATH_SAFE) or "/"
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not _DROPPED_PARAMS.fullmatch(k)
+    )
+    return f"url:{host}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def file_digest(location: str) -> str | None:
+    """``sha256:<hex>`` of a local or object-store file's bytes (whole up to 4 MiB; else its
+    size, first and last 2 MiB), or None when it cannot be read."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(location)
+        size = fs.size(path)
+        h = hashlib.sha256()
+        with fs.open(path, "rb") as f:
+            if size is None or size <= DIGEST_WHOLE:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            else:
+                h.update(f"{size}:".encode())
+                h.update(f.read(DIGEST_PART))
+                f.seek(size - DIGEST_PART)
+                h.update(f.read(DIGEST_PART))
+    except (OSError, ValueError, ImportError):
+        return None
+    return f"sha256:{h.hexdigest()}"
+
+
+def path_source(location: str) -> str:
+    """``path:`` and a local file's absolute path (or the URL as written)."""
+    location = location.strip()
+    if "://" in location and not location.startswith("file://"):
+        return f"path:{location}"
+    return f"path:{os.path.abspath(location.removeprefix('file://'))}"
+
+
+def _text(value) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value) -> float | None:
+    if value is None or isinstance(value, (str, bytes, bool)):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _window(row: Mapping, *names: tuple[float | None, float | None] | None):
+    """The row's window: start/end, else clip_start/clip_end, else the first clip name's;
+    ``(0, inf)`` when none is known, or when it is empty (end <= start)."""
+    candidates = [
+        (_number(row.get("start")), _number(row.get("end"))),
+        (_number(row.get("clip_start")), _number(row.get("clip_end"))),
+        *[n for n in names if n is not None],
+    ]
+    for start, end in candidates:
+        if start is not None or end is not None:
+            start = max(start or 0.0, 0.0)
+            end = math.inf if end is None else end
+            return (start, end) if end > start else (0.0, math.inf)
+    return 0.0, math.inf
+
+
+def row_source(row: Mapping, digest: Callable[[str], str | None] = file_digest) -> Source:
+    """The source and window of one row (a mapping of any of :data:`SOURCE_COLUMNS`)."""
+    location, url, ident = (_text(row.get(c)) for c in ("location", "url", "id"))
+    named = youtube_of_name(ident) if ident is not None else None
+    stem = None
+    if location is not None and not is_http(location):
+        match = _STEM.fullmatch(location.strip())
+        stem = youtube_of_name(match.group(1)) if match else None
+    windows = [n[1:] if n and n[1] is not None else None for n in (named, stem)]
+    youtube_id = _text(row.get("youtube_id"))
+    found = youtube_id.strip() if youtube_id and _YOUTUBE_ID.fullmatch(youtube_id.strip()) else None
+    found = found or next(
+        (y for y in (parse_youtube_id(v) for v in (location, url) if v is not None) if y), None
+    )
+    found = found or next((n[0] for n in (named, stem) if n is not None), None)
+    if found:
+        return Source(f"youtube:{found}", *_window(row, *windows), "youtube")
+    window = _window(row, *windows)
+    if location is not None and _TAR_MEMBER.fullmatch(location.strip()):
+        tar, member = _TAR_MEMBER.fullmatch(location.strip()).groups()
+        tar = normalise_url(tar) or path_source(tar)
+        return Source(f"member:{tar.split(':', 1)[1]}#{member}", *window, "member")
+    for value in (url, location):
+        normal = normalise_url(value) if value is not None else None
+        if normal:
+            return Source(normal, *window, "url")
+    if location is None or not location.strip():
+        return Source(None, *window, "none")
+    hashed = digest(location.strip())
+    if hashed:
+        return Source(hashed, *window, "digest")
+    return Source(path_source(location), *window, "path")
+
+
+# -- the same rule over whole columns ----------------------------------------------------------
+
+_YT_HOST = r"(?:(?:www\.|m\.|music\.)?youtube\.com|(?:www\.)?youtube-nocookie\.com)"
+_FAST_YOUTUBE = (
+    rf"^(?:https?://)?(?:{_YT_HOST}/watch\?v=(?P<a>{_YT})(?:&[^#]*)?(?:#.*)?"
+    rf"|{_YT_HOST}/(?:embed|v|shorts|live|e)/(?P<b>{_YT})(?:[/?#].*)?"
+    rf"|youtu\.be/(?P<c>{_YT})(?:[/?#].*)?"
+    rf"|(?P<d>{_YT}))$"
+)
+# An http URL whose normal form is itself without scheme: lower-case host, no port, user,
+# query, fragment, escape or space, and not YouTube's (which row_source reads otherwise).
+_FAST_URL = r"^https?://(?P<rest>[a-z0-9.-]+/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)$"
+_FAST_CLIP = rf"^(?P<id>{_YT})_(?P<s>[0-9]+)_(?P<e>[0-9]+)$"
+_FAST_ACTIVITYNET = rf"^v_(?P<id>{_YT})$"
+
+
+def _column(table: pa.Table, name: str) -> pa.Array | None:
+    if name not in table.column_names:
+        return None
+    column = table.column(name).combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return column
+
+
+def _strings(column: pa.Array | None, n: int) -> pa.Array:
+    if column is None or pa.types.is_null(column.type):
+        return pa.nulls(n, pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.cast(pa.string())
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.string())
+    return pa.array([_text(v) for v in column.to_pylist()], pa.string())  # anything else
+
+
+def _numbers(column: pa.Array | None, n: int) -> np.ndarray:
+    """float64 with NaN for missing (and for values that are not numbers)."""
+    if column is None:
+        return np.full(n, np.nan)
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    values = [_number(v) for v in column.to_pylist()]
+    return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+def _match(values: pa.Array, pattern: str, group: str) -> pa.Array:
+    """The named group of a full match, null where the value does not match."""
+    struct = pc.extract_regex(values, pattern)
+    found = pc.struct_field(struct, group)
+    return pc.if_else(pc.is_valid(struct), found, pa.scalar(None, pa.string()))
+
+
+def _youtube_fast(values: pa.Array) -> pa.Array:
+    struct = pc.extract_regex(values, _FAST_YOUTUBE)
+    parts = [pc.struct_field(struct, g) for g in "abcd"]
+    empty_as_null = [pc.if_else(pc.equal(p, ""), pa.scalar(None, pa.string()), p) for p in parts]
+    return pc.if_else(
+        pc.is_valid(struct), pc.coalesce(*empty_as_null), pa.scalar(None, pa.string())
+    )
+
+
+def table_sources(
+    table: pa.Table, digest: Callable[[str], str | None] = file_digest
+) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """``(sources, starts, ends, kinds)`` of every row: the same as :func:`row_source` row by
+    row (``sources`` a string array, null for kind ``none``; ``kinds`` indices into
+    :data:`KINDS`)."""
+    n = table.num_rows
+    youtube_id, location, url, ident = (
+        _strings(_column(table, c), n) for c in ("youtube_id", "location", "url", "id")
+    )
+    starts, ends, clip_starts, clip_ends = (
+        _numbers(_column(table, c), n) for c in ("start", "end", "clip_start", "clip_end")
+    )
+    null = pa.scalar(None, pa.string())
+    # Rule by rule, a row is settled here only when every earlier rule surely does not apply
+    # (its column is null); every other row is left to row_source.
+    from_column = _match(youtube_id, rf"^(?P<id>{_YT})$", "id")
+    from_location = _youtube_fast(location)
+    clip = pc.extract_regex(ident, _FAST_CLIP)
+    activitynet = _match(ident, _FAST_ACTIVITYNET, "id")
+    from_id = pc.coalesce(pc.if_else(pc.is_valid(clip), pc.struct_field(clip, "id"), null),
+                          activitynet)  # fmt: skip
+    web = _match(location, _FAST_URL, "rest")
+    web = pc.if_else(pc.match_substring(web, "youtu"), null, web)
+    no_youtube_id, no_url = pc.is_null(youtube_id), pc.is_null(url)
+    # A location that is surely no YouTube video: none, an absolute path, another scheme's URL.
+    other_scheme = pc.and_(
+        pc.match_substring_regex(location, r"^[A-Za-z][A-Za-z0-9+.-]*://"),
+        pc.invert(pc.match_substring_regex(location, r"^(?i)https?://")),
+    )
+    not_youtube = pc.or_(
+        pc.is_null(location), pc.or_(pc.starts_with(location, "/"), other_scheme)
+    ).fill_null(True)
+    youtube = pc.coalesce(
+        from_column,
+        pc.if_else(no_youtube_id, from_location, null),
+        pc.if_else(pc.and_(pc.and_(no_youtube_id, no_url), not_youtube), from_id, null),
+    )
+    no_id_name = pc.is_null(from_id)  # the id is no clip name, whatever else it is
+    http = pc.if_else(pc.and_(pc.and_(no_youtube_id, no_url), no_id_name), web, null)
+    sources = pc.coalesce(pc.binary_join_element_wise("youtube:", youtube, ""),
+                          pc.binary_join_element_wise("url:", http, ""))  # fmt: skip
+    kinds = np.where(pc.is_valid(youtube).to_numpy(zero_copy_only=False), 0, 1).astype(np.int8)
+    # Windows: start/end, else clip_start/clip_end, else the id's clip name.
+    clip_valid = pc.is_valid(clip).to_numpy(zero_copy_only=False)
+    name_start = np.full(n, np.nan)
+    name_end = np.full(n, np.nan)
+    if clip_valid.any():
+        for out, group in ((name_start, "s"), (name_end, "e")):
+            digits = pc.struct_field(clip, group).filter(pa.array(clip_valid))
+            out[clip_valid] = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+    start, end = np.full(n, np.nan), np.full(n, np.nan)
+    known = np.zeros(n, bool)
+    for s, e in ((starts, ends), (clip_starts, clip_ends), (name_start, name_end)):
+        use = ~known & ~(np.isnan(s) & np.isnan(e))
+        start[use], end[use] = s[use], e[use]
+        known |= use
+    start = np.where(np.isnan(start), 0.0, np.maximum(start, 0.0))
+    end = np.where(np.isnan(end), np.inf, end)
+    empty = end <= start
+    start[empty], end[empty] = 0.0, np.inf
+    # A row with no window of its own and a local location may be named by its file (the
+    # stem rule): row_source decides those, and every row not settled above.
+    settled = pc.is_valid(sources).to_numpy(zero_copy_only=False)
+    web_location = pc.match_substring_regex(location, "^https?://").fill_null(False)
+    no_window = (
+        ~known
+        & location.is_valid().to_numpy(zero_copy_only=False)
+        & (~web_location.to_numpy(zero_copy_only=False))
+    )
+    rest = np.flatnonzero(~settled | no_window)
+    if len(rest) == 0:
+        return sources, start, end, kinds
+    out = sources.to_pylist()
+    columns = {c: _column(table, c) for c in SOURCE_COLUMNS if c in table.column_names}
+    picked = {c: col.take(pa.array(rest)).to_pylist() for c, col in columns.items()}
+    for j, i in enumerate(rest.tolist()):
+        found = row_source({c: v[j] for c, v in picked.items()}, digest)
+        out[i], start[i], end[i] = found.source, found.start, found.end
+        kinds[i] = KINDS.index(found.kind)
+    return pa.array(out, pa.string()), start, end, kinds
