@@ -1,8 +1,8 @@
 """Aggregators: a padded ``(frames, dim)`` sequence and its mask -> one L2-normalised video
 embedding.
 
-Parameter-free: ``mean``, ``max`` and ``center`` (the middle real frame, LAION's linear-probe
-input). Learned: ``wavg`` (a weight per position), ``attention`` (a learned positional
+Parameter-free: ``mean``, ``max`` and ``center`` (the video's middle frame by time, LAION's
+linear-probe input). Learned: ``wavg`` (a weight per position), ``attention`` (a learned positional
 embedding, a small transformer, a masked mean) and ``cross-attention`` (learned queries
 attending to the frames). Every learned one starts as mean pooling (its extra path is
 initialised to add nothing), so training starts from the strong baseline and moves away only
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,7 +78,10 @@ class Max(Aggregator):
 
 
 class Center(Aggregator):
-    """The middle real frame (real frames come first, as ``pad_or_truncate`` lays them)."""
+    """The middle real frame of the sequence it is given (real frames come first, as
+    ``pad_or_truncate`` lays them). The middle of a sequence already thinned to
+    ``--max-frames`` is not the video's: :func:`frames_for` gives this aggregator the video's
+    own middle frame, by time, alone."""
 
     def pool(self, frames, mask):
         middle = ((mask.sum(1) - 1).clamp(min=0) // 2).long()
@@ -143,6 +147,29 @@ class CrossAttention(Aggregator):
         queries = self.queries.unsqueeze(0).expand(len(frames), -1, -1)
         attended, _ = self.attention(queries, keys, keys, key_padding_mask=~_some_frame(mask))
         return masked_mean(frames, mask) + self.out(attended.mean(1))
+
+
+def center_index(timestamps, n: int) -> int:
+    """The frame nearest the middle of the video's frames by time (halfway between the first
+    and the last; the earlier of two as near), so a video sampled unevenly (variable frame
+    rate, dense then sparse) gets its middle moment, not its middle entry. By position
+    where the timestamps are missing or do not match the frames."""
+    times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+    if n < 1 or times is None or times.shape != (n,) or not np.isfinite(times).all():
+        return max(n - 1, 0) // 2
+    return int(np.argmin(np.abs(times - (times.min() + times.max()) / 2)))
+
+
+def frames_for(spec: str, embeddings: np.ndarray, timestamps, length: int):
+    """``(frames (length, dim), mask (length,))``: what aggregator ``spec`` is given of one
+    video's frame embeddings. ``center``: the middle frame by time alone, chosen from all the
+    frames; any other: the frames thinned evenly to ``length`` (``pad_or_truncate``)."""
+    from ..read import pad_or_truncate
+
+    if spec == "center" and len(embeddings):
+        middle = center_index(timestamps, len(embeddings))
+        return pad_or_truncate(embeddings[middle : middle + 1], length)
+    return pad_or_truncate(embeddings, length)
 
 
 def _some_frame(mask: torch.Tensor) -> torch.Tensor:
