@@ -275,8 +275,10 @@ def test_bad_annotation_files_are_refused_with_a_reason(tmp_path, capsys):
             str(scores), "--shots", "fixed:2"]  # fmt: skip
     assert summarize_main(argv) == 2
     assert "has 9 scores but the video has 10 frames" in capsys.readouterr().err
-    argv = ["eval", "--tvsum-anno", str(anno), "--baselines", "human"]  # no shots: no fps, no h5
-    assert summarize_main(argv) == 2
+    # No shots (no fps, no h5): not refused; the correlations alone, and the note says why
+    # there is no F (tests/test_summarize_without_shots.py).
+    argv = ["eval", "--tvsum-anno", str(anno), "--baselines", "human"]
+    assert summarize_main(argv) == 0
     assert "frame rate is unknown" in capsys.readouterr().err
 
 

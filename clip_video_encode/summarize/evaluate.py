@@ -1,7 +1,12 @@
 """Scoring summaries against annotations: a method's per-frame scores (and the shots they are
 summarised with) against each video's annotators, beside the two baselines every number
 needs: ``human`` (each annotator against each other one) and ``random`` (uniform random
-frame scores through the same shots and budget, the mean of seeded draws)."""
+frame scores through the same shots and budget, the mean of seeded draws).
+
+The rank correlations (Kendall's tau, Spearman's rho) compare frame scores and need no shots;
+the F-score compares summaries, which shots and a budget make. Where a video's shots are not
+known (``bounds`` None: TVSum's tsv files alone give neither shots nor a frame rate), its
+F-score is None and the means count it out (``f_videos`` says over how many videos F is)."""
 
 from __future__ import annotations
 
@@ -107,13 +112,14 @@ def source_frame_scores(
 
 
 def users_of(
-    annotation: Annotation, bounds: np.ndarray, options: EvalOptions
-) -> tuple[np.ndarray, np.ndarray]:
+    annotation: Annotation, bounds: np.ndarray | None, options: EvalOptions
+) -> tuple[np.ndarray | None, np.ndarray]:
     """The annotators' summaries (given, or made from their scores with the same shots and
-    budget) and their scores (the summaries themselves when only those exist)."""
+    budget; None without shots) and their scores (the summaries themselves when only those
+    exist)."""
     scores = annotation.user_scores
     summaries = annotation.user_summaries
-    if summaries is None:
+    if summaries is None and bounds is not None:
         summaries = np.stack([summary_of(u, bounds, options.budget) for u in scores])
     if scores is None:
         scores = summaries.astype(np.float64)
@@ -121,66 +127,86 @@ def users_of(
 
 
 def evaluate_video(
-    annotation: Annotation, frame_scores: np.ndarray, bounds: np.ndarray, options: EvalOptions
+    annotation: Annotation,
+    frame_scores: np.ndarray,
+    bounds: np.ndarray | None,
+    options: EvalOptions,
 ) -> dict:
-    """F-score, tau and rho of one method on one video."""
+    """F-score (None without shots), tau and rho of one method on one video."""
     summaries, scores = users_of(annotation, bounds, options)
-    predicted = summary_of(frame_scores, bounds, options.budget, options.select)
     tau, rho = rank_correlations(frame_scores, scores)
-    return {
-        "f_score": f_against_users(predicted, summaries, options.mode(annotation)),
-        "kendall_tau": tau,
-        "spearman_rho": rho,
-    }
+    f = None
+    if bounds is not None and summaries is not None:
+        predicted = summary_of(frame_scores, bounds, options.budget, options.select)
+        f = f_against_users(predicted, summaries, options.mode(annotation))
+    return {"f_score": f, "kendall_tau": tau, "spearman_rho": rho}
 
 
-def human_video(annotation: Annotation, bounds: np.ndarray, options: EvalOptions) -> dict | None:
+def human_video(
+    annotation: Annotation, bounds: np.ndarray | None, options: EvalOptions
+) -> dict | None:
     """Leave-one-out: each annotator's summary against the others' (averaged, or the best,
-    as the F-score's mode says), and each annotator's scores against each other one's, over
-    the pairs; None with fewer than two annotators."""
+    as the F-score's mode says; None without shots), and each annotator's scores against each
+    other one's, over the pairs; None with fewer than two annotators."""
     summaries, scores = users_of(annotation, bounds, options)
-    k = len(summaries)
+    k = len(scores)
     if k < 2:
         return None
-    mode = options.mode(annotation)
-    fs = [f_against_users(summaries[i], np.delete(summaries, i, axis=0), mode) for i in range(k)]
     tau, rho = UserRanks(scores).pairwise()
-    return {"f_score": float(np.mean(fs)), "kendall_tau": tau, "spearman_rho": rho}
+    f = None
+    if summaries is not None:
+        mode = options.mode(annotation)
+        f = float(np.mean([f_against_users(summaries[i], np.delete(summaries, i, axis=0), mode)
+                           for i in range(k)]))  # fmt: skip
+    return {"f_score": f, "kendall_tau": tau, "spearman_rho": rho}
 
 
 def random_video(
-    annotation: Annotation, bounds: np.ndarray, options: EvalOptions, number: int
+    annotation: Annotation, bounds: np.ndarray | None, options: EvalOptions, number: int
 ) -> dict:
     """The mean over ``random_draws`` draws of uniform random frame scores, draw ``d`` of
-    video ``number`` seeded with ``(d, number)`` (reproducible run to run)."""
+    video ``number`` seeded with ``(d, number)`` (reproducible run to run); the F-score
+    None without shots."""
     summaries, scores = users_of(annotation, bounds, options)
     ranks = UserRanks(scores)
     mode = options.mode(annotation)
+    scored = bounds is not None and summaries is not None
     rows = []
     for draw in range(options.random_draws):
         values = np.random.default_rng([draw, number]).random(annotation.n_frames)
-        predicted = summary_of(values, bounds, options.budget, options.select)
-        tau, rho = ranks.correlations(values)
-        rows.append((f_against_users(predicted, summaries, mode), tau, rho))
-    means = np.mean(rows, axis=0)
-    return dict(zip(METRICS, map(float, means), strict=True))
+        f = np.nan
+        if scored:
+            predicted = summary_of(values, bounds, options.budget, options.select)
+            f = f_against_users(predicted, summaries, mode)
+        rows.append((f, *ranks.correlations(values)))
+    means = [float(m) for m in np.mean(rows, axis=0)]
+    return dict(zip(METRICS, [means[0] if scored else None, *means[1:]], strict=True))
 
 
 def mean_of(rows: list[dict]) -> dict:
-    """Metrics averaged over videos."""
-    if not rows:
-        return {**{m: None for m in METRICS}, "n_videos": 0}
-    return {**{m: float(np.mean([r[m] for r in rows])) for m in METRICS}, "n_videos": len(rows)}
+    """Metrics averaged over videos; the F-score over those that have one (``f_videos``)."""
+    out = {}
+    for m in METRICS:
+        values = [r[m] for r in rows if r[m] is not None]
+        out[m] = float(np.mean(values)) if values else None
+    return {**out, "n_videos": len(rows), "f_videos": sum(r["f_score"] is not None for r in rows)}
 
 
 def mean_over_splits(per_split: list[dict]) -> dict:
-    """The 5-split protocol's number: each split's mean over its test videos, averaged."""
+    """The 5-split protocol's number: each split's mean over its test videos, averaged (the
+    F-score over the splits that have one)."""
     kept = [s for s in per_split if s["n_videos"]]
     if not kept:
-        return {**{m: None for m in METRICS}, "n_videos": 0, "splits": len(per_split)}
+        return {**{m: None for m in METRICS}, "n_videos": 0, "f_videos": 0,
+                "splits": len(per_split)}  # fmt: skip
+    out = {}
+    for m in METRICS:
+        values = [s[m] for s in kept if s[m] is not None]
+        out[m] = float(np.mean(values)) if values else None
     return {
-        **{m: float(np.mean([s[m] for s in kept])) for m in METRICS},
+        **out,
         "n_videos": int(sum(s["n_videos"] for s in kept)),
+        "f_videos": int(sum(s["f_videos"] for s in kept)),
         "splits": len(per_split),
         "per_split": per_split,
     }

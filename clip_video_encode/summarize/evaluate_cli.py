@@ -1,6 +1,11 @@
 """``clip-video-summarize eval``: a summariser's frame scores (from an embedding dataset of the
 benchmark's videos, or a JSON file) against TVSum or SumMe annotations, with the human and
-random baselines beside it. Exit code 0, or 2 for a usage error."""
+random baselines beside it. Exit code 0, or 2 for a usage error.
+
+Kendall's tau and Spearman's rho need no shots and are always reported; the F-score is
+reported over the videos whose shots are known (the h5 file's change points, ``--shots
+fixed:SECONDS`` with a frame rate, or KTS on a ``--dataset``), and a note says which are
+not and how to give them: TVSum's tsv files alone give neither shots nor a frame rate."""
 
 from __future__ import annotations
 
@@ -158,10 +163,33 @@ def from_dataset(args: argparse.Namespace, annotations: list[Annotation]) -> tup
             embeddings, per_video.get(annotation.video_id, queries), args.combine, contrast
         )
         scores[annotation.video_id] = source_frame_scores(frame, times, annotation.n_frames, fps)
-        bounds[annotation.video_id] = annotation_bounds(
+        bounds[annotation.video_id] = shots_or_why(
             annotation, args.shots, fps, embeddings, times, args.max_shot_seconds
         )
     return scores, bounds
+
+
+def shots_or_why(annotation: Annotation, *args, **kwargs) -> np.ndarray | str:
+    """The video's evaluation shots (:func:`annotation_bounds`), or why they are unknown:
+    then the video has no F-score, while its rank correlations stand."""
+    try:
+        return annotation_bounds(annotation, *args, **kwargs)
+    except ValueError as exc:
+        return str(exc)
+
+
+def missing_shots_note(bounds: dict[str, np.ndarray | str], total: int) -> str | None:
+    """One line: which videos have no F-score, the first reason, and how to give shots."""
+    missing = [v for v, b in bounds.items() if isinstance(b, str)]
+    if not missing:
+        return None
+    names = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+    return (
+        f"{PROG}: no F-score for {len(missing)} of {total} videos ({names}): their shots are"
+        f" unknown ({bounds[missing[0]]}). Kendall's tau and Spearman's rho need no shots and"
+        " cover every video; for F give the h5 file's change points (--h5), or --shots"
+        " fixed:SECONDS with the frame rate (--tvsum-info), or --shots kts on a --dataset"
+    )
 
 
 def read_splits(path: str) -> list[set[str]]:
@@ -203,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         videos = [a for a in annotations if not method or a.video_id in predictions]
         for a in videos:
             if a.video_id not in bounds:
-                bounds[a.video_id] = annotation_bounds(
+                bounds[a.video_id] = shots_or_why(
                     a, args.shots, a.fps, max_shot_seconds=args.max_shot_seconds
                 )
         splits = read_splits(args.splits) if args.splits else None
@@ -217,11 +245,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {', '.join(left[:10])}{' ...' if len(left) > 10 else ''}",
             file=sys.stderr,
         )
+    note = missing_shots_note({a.video_id: bounds[a.video_id] for a in videos}, len(videos))
+    if note and not args.quiet:
+        print(note, file=sys.stderr)
     rows: dict[str, dict[str, dict]] = {m: {} for m in [method, *baselines] if m}
     for number, a in enumerate(
         tqdm(videos, unit="video", desc="eval", disable=True if args.quiet else None)
     ):
         b = bounds[a.video_id]
+        b = None if isinstance(b, str) else b
         if method:
             rows[method][a.video_id] = evaluate_video(a, predictions[a.video_id], b, options)
         if "human" in rows:
