@@ -35,14 +35,8 @@ import psutil
 
 from clip_video_encode.dataset import EncodeJob
 from clip_video_encode.encoder import Encoder, EncoderOptions
-from clip_video_encode.ray_executor import (
-    Actors,
-    DecodeWorker,
-    EncodeWorker,
-    Gathered,
-    RayOptions,
-    encode_dataset_ray,
-)
+from clip_video_encode.ray_actors import Actors, DecodeWorker, EncodeWorker, Gathered
+from clip_video_encode.ray_executor import RayOptions, encode_dataset_ray
 from video2numpy import FrameOptions, Sampling
 from video2numpy.video import Task, sample_video
 

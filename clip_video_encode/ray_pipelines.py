@@ -3,7 +3,7 @@
 One process can schedule and write only so many videos a second (``bench/driver_ceiling.py``
 measures it); eight GPUs encoding 10-frame clips make more. So the cluster's decoders and
 encoders are split into pipelines: actors on the driver's machine, each running the same
-:class:`~.ray_executor.Lane` the driver runs alone, with its own decoders and encoders. They
+:class:`~.ray_lane.Lane` the driver runs alone, with its own decoders and encoders. They
 take shards one at a time from a queue and commit them themselves; the driver keeps the
 lease, the run's plan and the exactly-once bookkeeping:
 
@@ -29,7 +29,9 @@ from collections import Counter, deque
 from .assembly import videos_to_do
 from .dataset import EncodeJob, Input, Summary, open_destination, prepare_run, record_in_run
 from .lease import Lease
-from .ray_executor import Actors, Lane, Pools, Progress, RayOptions, _load_error
+from .ray_actors import Actors, _load_error
+from .ray_lane import Lane, Progress
+from .ray_plan import Pools, RayOptions
 from .writer import stats_path
 
 REPORT_SECONDS = 0.5  # a pipeline reports its progress at most this often (and on commits)
