@@ -5,51 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
-import numpy as np
-
-from ..encoder import Encoder, EncoderLoadError, EncoderOptions, TextEncoder
+from ..encoder import EncoderLoadError
 from .ann import build_ann, rank_moments_ann
 from .index import SearchIndex, build_index, frame_scores, read_run
 from .moments import MomentOptions, rank_moments
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-
-
-def query_weights(run: dict, pretrained: str | None) -> str:
-    """The weights queries are embedded with: ``--pretrained``, else those of ``run.json``;
-    refused (cheaply, before anything is loaded) for unsaved random weights."""
-    weights = pretrained or run.get("pretrained")
-    if str(weights).lower() == "none":
-        raise EncoderLoadError(
-            "this dataset was encoded with random weights (--pretrained none) that were not"
-            " saved, so no query can be embedded in its space; encode with a checkpoint file"
-            " or a tag, or pass --pretrained with the file it was encoded from"
-        )
-    return weights
-
-
-def query_encoder(run: dict, pretrained: str | None, device: str) -> TextEncoder:
-    """The dataset's own model's text tower (``run.json``), under the weight rules; the image
-    tower's weights are never read."""
-    return TextEncoder(run["model"], query_weights(run, pretrained), device)
-
-
-def embed_query(run: dict, pretrained: str | None, device: str, query: str,
-                text: TextEncoder | None = None) -> tuple[np.ndarray, str]:  # fmt: skip
-    """A text's or an image file's embedding, and which it was: a text query loads the text
-    tower only (or uses ``text``), an image query the image tower only."""
-    if os.path.isfile(query) and query.lower().endswith(IMAGE_SUFFIXES):
-        from .images import load_image
-
-        pixels = load_image(query)  # refused over 40 megapixels, before it is decoded
-        options = EncoderOptions(run["model"], query_weights(run, pretrained), "fp32", device)
-        return Encoder(options).encode(pixels[None])[0].astype(np.float32), "image"
-    text = text or query_encoder(run, pretrained, device)
-    return text.encode_text([query])[0], "text"
+from .query import embed_query, query_encoder, query_weights
 
 
 def serve_main(argv: Sequence[str]) -> int:

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..encoder import Encoder, EncoderOptions, TextEncoder
 from .ann import build_ann, rank_moments_ann
-from .cli import query_weights
 from .index import SearchIndex, build_index, frame_scores, read_run
 from .moments import Moment, MomentOptions, rank_moments
+from .query import query_weights
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..encoder import EncoderLoadError, resolve_device
 from ..search import read_run
-from ..search.cli import query_encoder, query_weights
+from ..search.query import query_encoder, query_weights
 
 DEFAULT_LENGTH = 32
 
