@@ -36,7 +36,7 @@ PROG = "clip-video-summarize eval"
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    from .cli import add_summary_options
+    from .options import add_summary_options
 
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -132,7 +132,7 @@ def from_dataset(args: argparse.Namespace, annotations: list[Annotation]) -> tup
     """Per annotated video found in the dataset: its scores over the source frames and its
     evaluation shots."""
     from ..read import iter_samples
-    from .cli import embed_queries
+    from .options import embed_queries
     from .videos import frame_scores_of
 
     queries, contrast = embed_queries(args.dataset, args)
