@@ -99,6 +99,8 @@ def convert_rows(
     captioned = 0
     for row in IdLedger(report, strict).unique(in_split(rows)):
         source = row.get("_where")
+        if not str(row.get("id") or "").strip():
+            raise ValueError(f"{source}: a row without an id")
         row = locator.place(row)
         if row is None:
             continue

@@ -252,6 +252,22 @@ def seconds(value, what: str = "time") -> float:
     return number
 
 
+def finite(value, what: str = "value") -> float | None:
+    """A number cell: None when empty or missing, else a finite float; ValueError saying
+    which value when it is not one (the table holds no NaN or infinity)."""
+    if isinstance(value, str):
+        value = value.strip()
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"{what} {value!r} is not a number")
+    return number
+
+
 def check_window(start: float, end: float) -> tuple[float, float]:
     """``(start, end)`` when the window is not empty; else ValueError saying so."""
     if end < start:

@@ -51,8 +51,8 @@ def convert(paths, options, report):
                 except ValueError as exc:
                     report.skip(path, line, f"{video_id} clip {n}: {exc}")
                     continue
-                name = text_of(clip.get("clip_id")) or f"{video_id}.{n}.mp4"
-                name = name[:-4] if name.lower().endswith(".mp4") else name
+                name = text_of(clip.get("clip_id")) or ""
+                name = (name[:-4] if name.lower().endswith(".mp4") else name) or f"{video_id}.{n}"
                 yield {
                     "id": name,
                     "location": url,

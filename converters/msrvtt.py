@@ -10,10 +10,12 @@ window is invalid (start after end, ...) is left out and counted (``--strict`` s
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from video2numpy.youtube import parse_youtube_id
 
 from . import register
-from .core import expect, normalise_split, text_of, where, window, youtube_url
+from .core import ConvertError, expect, normalise_split, text_of, where, window, youtube_url
 from .text import read_csv, read_json_doc
 
 
@@ -21,6 +23,7 @@ from .text import read_csv, read_json_doc
     "msrvtt",
     "MSR-VTT (official json; optional 1k-A test csv)",
     "train_val_videodatainfo.json / test_videodatainfo.json [MSRVTT_JSFUSION_test.csv]",
+    {"category": pa.int64(), "captions": pa.list_(pa.string())},
 )
 def convert(paths, options, report):
     videos: dict[str, dict] = {}
@@ -51,6 +54,11 @@ def convert(paths, options, report):
             except ValueError as exc:
                 report.skip(path, line, f"{video_id}: {exc}")
                 continue
+            category = item.get("category")
+            if category is not None and (not isinstance(category, int) or isinstance(category, bool)
+                                         or not 0 <= category < 2**63):  # fmt: skip
+                raise ConvertError(path, f"{video_id}: category {category!r} is not a number",
+                                   line)  # fmt: skip
             url = text_of(item.get("url"))
             youtube_id = parse_youtube_id(url) if url else None
             videos[video_id] = {
@@ -61,7 +69,7 @@ def convert(paths, options, report):
                 "end": end,
                 "split": normalise_split(item.get("split")),
                 "captions": [],
-                "category": item.get("category"),
+                "category": category,
                 "youtube_id": youtube_id,
                 "_clip_file": video_id,
                 "_where": where(path, line),

@@ -12,7 +12,7 @@ import os
 import pyarrow as pa
 
 from . import register
-from .core import ConvertError, split_from_filename, where
+from .core import ConvertError, finite, split_from_filename, where
 from .text import read_csv
 
 NUMBERS = {
@@ -49,14 +49,13 @@ def convert(paths, options, report):
             }
             try:
                 for column, field in NUMBERS.items():
-                    value = (raw.get(column) or "").strip()
-                    row[field] = float(value) if value else None
-                frames = (raw.get("frame") or "").strip()
-                row["frames"] = int(float(frames)) if frames else None
+                    row[field] = finite(raw.get(column), column)
+                frames = finite(raw.get("frame"), "frame")
+                if frames is not None and (not frames.is_integer() or abs(frames) >= 2**63):
+                    raise ValueError(f"frame {raw.get('frame')!r} is not a count")
+                row["frames"] = None if frames is None else int(frames)
             except ValueError as exc:
-                raise ConvertError(
-                    path, f"{name}: a score, fps, frame or seconds is not a number ({exc})", line
-                ) from None
+                raise ConvertError(path, f"{name}: {exc}", line) from None
             row["camera_motion"] = (raw.get("camera motion") or "").strip() or None
             row["_video_file"] = os.path.splitext(name)[0]
             row["_where"] = where(path, line)

@@ -30,12 +30,14 @@ def convert(paths, options, report):
     for path, doc in loaded:
         data = doc.value
         if isinstance(data, dict):
-            try:
-                labels.update({str(k): int(v) for k, v in data.items()})
-            except (TypeError, ValueError, OverflowError):
-                raise ConvertError(path, 'a labels file maps "template": "index"') from None
-            if any(not 0 <= v < 2**63 for v in labels.values()):
-                raise ConvertError(path, "a label index is negative or too large")
+            for template, index in data.items():
+                try:
+                    labels[str(template)] = number = int(index)
+                except (TypeError, ValueError, OverflowError):
+                    number = -1
+                if isinstance(index, bool | float) or not 0 <= number < 2**63:
+                    raise ConvertError(path, f'a labels file maps "template": "index", not'
+                                       f" {template!r}: {index!r}", doc.line(template))  # fmt: skip
     unknown = 0
     for path, doc in loaded:
         data = doc.value

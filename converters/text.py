@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from .core import ConvertError
 
 CHUNK = 1 << 20  # bytes decoded at a time when a file is streamed
+FIELD_LIMIT = 1 << 28  # characters in one csv field
 _BOMS = (  # longest first: the UTF-32-LE mark begins with the UTF-16-LE one
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -29,8 +30,11 @@ def codec_for(encoding: str, head: bytes) -> str:
     decode to other, valid, characters): annotation text is mostly ASCII, whose zero bytes
     come first in each code unit when big-endian. Raises LookupError for an unknown name."""
     name = codecs.lookup(encoding).name
+    b"".decode(name)  # LookupError for codecs that are not text encodings (base64, ...)
     width = {"utf-16": 2, "utf-32": 4}.get(name)
-    if width is None or any(head.startswith(bom) for bom, _ in _BOMS[: 2 if width == 4 else 5]):
+    marks = {2: (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE),
+             4: (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)}  # fmt: skip
+    if width is None or head.startswith(marks[width]):
         return name
     units = [head[i : i + width] for i in range(0, len(head) - width + 1, width)]
     big = sum(u[0] == 0 for u in units)
@@ -61,6 +65,8 @@ def read_text(path: str, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].decode(codec, "replace").count("\n") + 1
         raise _decode_error(path, encoding, data[:4], exc.start, line) from exc
+    except UnicodeError as exc:  # a codec's own complaint, without a position
+        raise ConvertError(path, f"not valid {encoding} text ({exc}); pass --encoding") from exc
     return text.removeprefix("\ufeff")
 
 
@@ -86,6 +92,9 @@ def decoded_chunks(f, path: str, encoding: str) -> Iterator[str]:
             except (UnicodeError, TypeError, ValueError):
                 done = 0
             raise _decode_error(path, encoding, head, offset + bad, lines + done + 1) from exc
+        except UnicodeError as exc:  # a codec's own complaint, without a position
+            raise ConvertError(path, f"not valid {encoding} text ({exc}); pass --encoding",
+                               lines + 1) from exc  # fmt: skip
         if first and text:
             text, first = text.removeprefix("\ufeff"), False
         lines += text.count("\n")
@@ -188,26 +197,38 @@ class _JsonWalker:
                 return container, after
 
 
-def read_lines(path: str, encoding: str = "utf-8") -> Iterator[str]:
-    """A text file's lines, each with its ``\\n`` (local or fsspec URL, compressed or not),
-    streamed: a file of millions of rows is never held whole. Lines are split on ``\\n``
-    only, after decoding; a ``\\r`` before it stays (csv reads it, others strip it)."""
+_UNIVERSAL = re.compile(r"(\r\n|\r|\n)")
+
+
+def read_lines(path: str, encoding: str = "utf-8", universal: bool = False) -> Iterator[str]:
+    """A text file's lines, each with its line break (local or fsspec URL, compressed or
+    not), streamed: a file of millions of rows is never held whole. Lines are split after
+    decoding, on ``\\n`` (a ``\\r`` before it stays), or with ``universal`` also on a lone
+    ``\\r`` as csv files from old Macs and spreadsheets end their rows (what the csv module
+    expects of a file opened with ``newline=""``)."""
     import fsspec
 
+    splitter = _UNIVERSAL if universal else re.compile("(\n)")
     with fsspec.open(path, "rb", compression="infer") as f:
         pending = ""
         for text in decoded_chunks(f, path, encoding):
-            parts = (pending + text).split("\n")
-            pending = parts.pop()
-            for part in parts:
-                yield part + "\n"
-        if pending:
-            yield pending
+            text = pending + text
+            # A "\r" at a chunk's end may be the first half of "\r\n": wait for the next.
+            cut = len(text) - 1 if universal and text.endswith("\r") else len(text)
+            parts = splitter.split(text[:cut])
+            pending = parts.pop() + text[cut:]
+            for i in range(0, len(parts), 2):
+                yield parts[i] + parts[i + 1]
+        parts = splitter.split(pending)
+        for i in range(0, len(parts) - 1, 2):
+            yield parts[i] + parts[i + 1]
+        if parts[-1]:
+            yield parts[-1]
 
 
 def read_jsonl(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, object]]:
     """``(line number, value)`` for each non-blank line of a JSON Lines file, streamed."""
-    for number, line in enumerate(read_lines(path, encoding), 1):
+    for number, line in enumerate(read_lines(path, encoding, universal=True), 1):
         if not line.strip():
             continue
         try:
@@ -282,13 +303,29 @@ def read_csv(
     file has; a missing ``expected`` one (read when there) is a note in ``report`` with the
     same list, since a garbled name would otherwise leave a column empty without a word.
     Missing trailing cells read as empty."""
-    reader = csv.DictReader(read_lines(path, encoding), restval="")
+    # Panda-70M's list cells run past the csv module's default limit of 128 KiB.
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
+    reader = csv.DictReader(read_lines(path, encoding, universal=True), restval="")
+    try:
+        yield from _csv_rows(path, reader, required, expected, report)
+    except csv.Error as exc:  # a broken quote, a field past the limit
+        raise ConvertError(path, f"not a csv line the reader accepts: {exc}",
+                           reader.line_num or 1) from None  # fmt: skip
+
+
+def _csv_rows(path, reader, required, expected, report) -> Iterator[tuple[int, dict]]:
     header, mended = clean_header(list(reader.fieldnames or []))
     reader.fieldnames = header
     has = ", ".join(header) or "none"
     missing = [c for c in required if c not in header]
     if missing:
-        raise ConvertError(path, f"no column {', '.join(missing)} in the header (it has: {has})", 1)
+        hint = ""
+        if "\x00" in has:  # UTF-16/32 read as UTF-8 or Latin-1, or UTF-32 as UTF-16
+            hint = "; its NUL characters say the file is UTF-16 or UTF-32: pass --encoding"
+            has = has.replace("\x00", "")
+        raise ConvertError(
+            path, f"no column {', '.join(missing)} in the header (it has: {has}){hint}", 1
+        )
     if report is not None:
         if mended:
             report.note(f"{path}: the header began with a byte-order mark garbled by another"

@@ -338,3 +338,36 @@ def test_id_ledger_remembers_ids_past_its_exact_window(tmp_path, monkeypatch):
     )
     assert report.notes[1].startswith("11 rows renamed: another row has their id")
     assert not list(tmp_path.glob("video-convert-ids-*"))
+
+
+# What the property tests (test_converter_properties.py) found, kept as plain examples:
+# (dataset, {file: bytes}, extra arguments, exit code, what stderr says).
+FOUND = [
+    ("charades-sta", {"charades_sta_train.txt": b"\xef\xbb\xbfAO"}, ["--encoding", "utf-16"],
+     2, "pass --encoding utf-8-sig"),  # was "UTF-16 stream does not start with BOM", no file
+    ("msrvtt", {"MSRVTT_JSFUSION_test.csv": b",key,vid_key,video_id,sentence\n0,,,0,\r0,,,1,x\n"},
+     [], 2, "MSRVTT_JSFUSION_test.csv:2: row 0 has no location"),  # a lone CR ends a csv row
+    ("openvid", {"OpenVid-1M.csv": b"video,caption,frame\na.mp4,x,inf\n"}, [], 2,
+     "OpenVid-1M.csv:2: a.mp4: frame 'inf' is not a number"),  # was OverflowError
+    ("hdvila", {"hdvila_part0.jsonl": b'{"video_id": "v", "clip": [{"clip_id": ".mp4", "span":'
+                                      b' ["0:00:00", "0:00:01"]}]}\n'}, [], 0, "1 rows"),
+    ("msrvtt", {"videodatainfo.json": b'{"videos": [{"video_id": "a", "url": "u", "category": 1},'
+                                      b'\n{"video_id": "b", "url": "u", "category": ""}]}'}, [], 2,
+     "videodatainfo.json:2: b: category '' is not a number"),  # was a pyarrow type error
+    ("ssv2", {"something-something-v2-labels.json": b'{"a": "0",\n "b": "x"}'}, [], 2,
+     "something-something-v2-labels.json:2: a labels file maps"),
+    ("webvid", {"results_2M_val.csv": "videoid,contentUrl,name\n1,u,x\n".encode("utf-32")},
+     ["--encoding", "utf-16"], 2, "NUL characters say the file is UTF-16 or UTF-32"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dataset, files, extra, code, says", FOUND)
+def test_what_the_property_tests_found(tmp_path, capsys, dataset, files, extra, code, says):
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    root = charades_root(tmp_path, "x")
+    args = [dataset, *paths, "--out", str(tmp_path / "out.jsonl"), "--video-root", root, *extra]
+    assert convert_main(args) == code
+    assert says in capsys.readouterr().err
