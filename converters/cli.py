@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yield row
 
         written = write_rows(counted(rows), args.out, converters()[args.dataset].types)
-    except (ConvertError, ValueError, FileNotFoundError, LookupError) as exc:
+    except (ConvertError, ValueError, OSError, LookupError) as exc:  # OSError: a folder, ...
         print(f"video-convert: error: {exc}", file=sys.stderr)
         return 2
     for note in report.notes:

@@ -371,3 +371,10 @@ def test_what_the_property_tests_found(tmp_path, capsys, dataset, files, extra, 
     args = [dataset, *paths, "--out", str(tmp_path / "out.jsonl"), "--video-root", root, *extra]
     assert convert_main(args) == code
     assert says in capsys.readouterr().err
+
+
+def test_a_folder_or_unreadable_path_is_an_error_not_a_traceback(tmp_path, capsys):
+    folder = tmp_path / "train.csv"
+    folder.mkdir()
+    assert convert_main(["kinetics", str(folder), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert f"video-convert: error: [Errno 21] Is a directory: '{folder}'" in capsys.readouterr().err
