@@ -3,7 +3,9 @@
 ``clip-video-search`` run once per query pays for importing torch and loading the model
 every time; a session pays once. The text tower is loaded when the session starts (text
 queries are the common case), the image tower only when the first image query arrives, and
-sessions over datasets encoded with the same model and weights share the towers.
+sessions over datasets encoded with the same model and weights share the towers. Every tower
+is checked against the digest of the weights the dataset was encoded with (``run.json``'s
+``weights_sha256``): a session never answers in another model's space.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..encoder import Encoder, EncoderOptions, TextEncoder
+from ..encoder import Encoder, TextEncoder
 from .ann import build_ann, rank_moments_ann
 from .index import SearchIndex, build_index, frame_scores, read_run
 from .moments import Moment, MomentOptions, rank_moments
-from .query import query_weights
+from .query import image_tower, query_weights, text_tower
 
 
 @dataclass(frozen=True)
@@ -39,26 +41,37 @@ class Hit:
 
 
 class Towers:
-    """The text and image towers of each (model, weights), loaded once, shared."""
+    """The text and image towers of each model and weights, loaded once, shared.
+
+    A tower is kept under the model, the weights' name and the digest the dataset expects
+    (``run.json``'s ``weights_sha256``), never under the name alone: two datasets encoded
+    from one path whose file was replaced in between name the same weights and hold two
+    spaces, and each gets a tower of its own (checked at load by :mod:`.query`). Datasets of
+    the same weights under other names share one tower, by the digest of what was loaded."""
 
     def __init__(self, device: str = "auto") -> None:
         self.device = device
-        self._text: dict[tuple[str, str], TextEncoder] = {}
-        self._image: dict[tuple[str, str], Encoder] = {}
+        self._text: dict[tuple, TextEncoder] = {}
+        self._image: dict[tuple, Encoder] = {}
+        self._loaded: dict[tuple, TextEncoder | Encoder] = {}  # (tower, model, digest)
         self._lock = threading.Lock()
 
-    def text(self, model: str, weights: str) -> TextEncoder:
-        with self._lock:
-            if (model, weights) not in self._text:
-                self._text[(model, weights)] = TextEncoder(model, weights, self.device)
-            return self._text[(model, weights)]
+    def text(self, run: dict, weights: str) -> TextEncoder:
+        """The text tower of ``run``'s model with ``weights`` (refused unless they are the
+        dataset's: :class:`~clip_video_encode.weights.WeightsMismatch`)."""
+        return self._get(self._text, "text", run, weights, text_tower)
 
-    def image(self, model: str, weights: str) -> Encoder:
+    def image(self, run: dict, weights: str) -> Encoder:
+        return self._get(self._image, "image", run, weights, image_tower)
+
+    def _get(self, cache: dict, kind: str, run: dict, weights: str, load):
+        key = (run["model"], weights, run.get("weights_sha256") or None)
         with self._lock:
-            if (model, weights) not in self._image:
-                options = EncoderOptions(model, weights, "fp32", self.device, text=False)
-                self._image[(model, weights)] = Encoder(options)
-            return self._image[(model, weights)]
+            if key not in cache:
+                tower = load(run, weights, self.device)
+                same = (kind, run["model"], tower.weights_sha256)
+                cache[key] = self._loaded.setdefault(same, tower)
+            return cache[key]
 
 
 class SearchSession:
@@ -76,17 +89,17 @@ class SearchSession:
         self.index = SearchIndex(build_index(dataset))
         self.index.keep_in_memory(memory_budget)
         self.towers = towers or Towers(device)
-        self.towers.text(self.model, self.weights)  # loaded now: the first query is quick
+        self.towers.text(self.run, self.weights)  # loaded now: the first query is quick
         self.nprobe = nprobe
         self._ann = None
         self._lock = threading.Lock()
 
     def embed_text(self, text: str) -> np.ndarray:
-        return self.towers.text(self.model, self.weights).encode_text([text])[0]
+        return self.towers.text(self.run, self.weights).encode_text([text])[0]
 
     def embed_image(self, pixels: np.ndarray) -> np.ndarray:
         """An RGB uint8 picture ``(H, W, 3)``, resized and cropped as the frames were."""
-        encoder = self.towers.image(self.model, self.weights)
+        encoder = self.towers.image(self.run, self.weights)
         return encoder.encode(pixels[None])[0].astype(np.float32)
 
     def search(self, query: np.ndarray, top: int = 10, options: MomentOptions | None = None,
