@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -85,14 +86,28 @@ def is_validation(meta: dict, splits: tuple[str, ...] = VALIDATION_SPLITS) -> bo
 # -- text embeddings ---------------------------------------------------------------------------
 
 
-def model_id(run: dict, weights: str) -> str:
-    """A folder name for one model and its weights (the text cache of each is its own)."""
-    stamp = weights
-    if os.path.isfile(weights):
-        info = os.stat(weights)
-        stamp = f"{os.path.abspath(weights)}:{info.st_size}:{int(info.st_mtime)}"
-    digest = hashlib.sha1(stamp.encode()).hexdigest()[:12]
-    return f"{run.get('model', 'model')}-{digest}"
+def model_id(run: dict, weights: str, sha256: str | None = None) -> str:
+    """A folder name for one model and its weights (the text cache of each is its own).
+
+    Weights are known by their digest, not by a path's size and time: a checkpoint replaced
+    in place by one of the same size and time (``cp -p``, ``rsync -t``; two checkpoints of
+    one architecture saved under one name have the same size) would get the old weights'
+    embeddings, and the same weights moved or touched would be embedded again. ``sha256``:
+    the digest of the weights that embed the texts (what was loaded), else ``run.json``'s
+    ``weights_sha256``, else the file's own digest, else (a tag of a dataset from before
+    digests) the name. The model's name is made safe for one folder (``hf-hub:org/name``
+    holds a slash) and short."""
+    digest = sha256 or run.get("weights_sha256")
+    if not digest and os.path.isfile(weights):
+        from ..weights import file_sha256
+
+        digest = file_sha256(weights)
+    digest = str(digest or weights)
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):  # a name, or a run.json's odd value: never
+        digest = hashlib.sha256(digest.encode("utf-8", "surrogatepass")).hexdigest()  # a path
+    model = re.sub(r"[^A-Za-z0-9._-]", "_", str(run.get("model", "model")))[:100]
+    model = model.strip(".") or "model"
+    return f"{model}-{digest[:16]}"
 
 
 def shard_texts(dataset: str, shard: str, column: str) -> tuple[list[str], np.ndarray]:
@@ -136,8 +151,10 @@ def _maybe_list(value: str):
 
 class TextCache:
     """Text embeddings of a dataset's captions by its own model, one file per shard and
-    column: ``DEST/_text_embeddings/MODEL-ID/SHARD.COLUMN.npz`` (embeddings, offsets and the
-    digest of the texts they embed), computed once and read back by every later run.
+    column: ``DEST/_text_embeddings/MODEL-DIGEST/SHARD.COLUMN.npz`` (embeddings, offsets and
+    the digest of the texts they embed), computed once and read back by every later run. The
+    folder is named by the digest of the weights (:func:`model_id`): other weights at the
+    same path never read these embeddings, the same weights anywhere do.
 
     A file is used only for the texts it was computed from: the shard's texts are read and
     hashed every time (a parquet column: cheap beside the model), so a dataset written again
@@ -147,7 +164,8 @@ class TextCache:
     def __init__(self, dataset: str, encoder, run: dict, weights: str, batch: int = 256):
         self.dataset, self.encoder, self.batch = dataset.rstrip("/"), encoder, batch
         self.fs, path = fsspec.core.url_to_fs(self.dataset)
-        self.folder = f"{path.rstrip('/')}/{TEXT_CACHE}/{model_id(run, weights)}"
+        name = model_id(run, weights, getattr(encoder, "weights_sha256", None))
+        self.folder = f"{path.rstrip('/')}/{TEXT_CACHE}/{name}"
 
     def shard(self, shard: str, column: str) -> tuple[np.ndarray, np.ndarray]:
         """``(embeddings (n_texts, dim) float16, offsets (rows + 1,))`` of one shard."""
