@@ -108,8 +108,12 @@ def frame_options(args: argparse.Namespace) -> FrameOptions:
 
 def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     """The input rows: ``location``, ``id``, the window of each video, and in ``meta`` the
-    caption and the columns to copy into its record."""
-    from .table import is_table, read_table, require_columns  # pyarrow: see main()
+    caption and the columns to copy into its record. Raises ValueError for a table that
+    cannot be run: a missing column, or a start/end cell that is no time (named by row,
+    column and value, by clip-video-encode's rule), before anything is written. The window
+    cells stay as read (the input's digest is of the rows as read); each task reads them
+    as seconds (:meth:`~video2numpy.video.Task.from_source`)."""
+    from .table import check_seconds, is_table, read_table, require_columns  # pyarrow: main()
 
     if not is_table(src):
         return [{"location": src, "id": None, "start": None, "end": None, "meta": {}}]
@@ -118,6 +122,7 @@ def load_rows(src: str, args: argparse.Namespace) -> list[dict]:
     require_columns(table, {"--location-col": args.location_col}, src)
     for column in saved:
         require_columns(table, {"--save-columns": column}, src)
+    check_seconds(table, {"start": args.start_col, "end": args.end_col})
     meta = {c: table.column(c).to_pylist() for c in saved}
     if args.caption_col in table.column_names:
         meta = {"caption": table.column(args.caption_col).to_pylist(), **meta}

@@ -145,11 +145,18 @@ def sample_video(
 
 
 def _seconds(row: Mapping, key: str) -> float | None:
+    """A window cell in seconds by the tables' rule (:func:`~video2numpy.table.parse_seconds`:
+    ``0:00:01``, ``1:02:03.5`` and ``12.5s`` too; empty and NaN: no bound). A cell that is no
+    time raises ValueError naming it: guessing would cut the wrong frames."""
+    from .table import TIME_FORMS, parse_seconds  # pyarrow: not in every decode worker
+
     value = row.get(key)
-    if value is None or value == "":
-        return None
-    value = float(value)
-    return None if np.isnan(value) else value
+    try:
+        return parse_seconds(value)
+    except ValueError:
+        raise ValueError(
+            f"{key}: {value!r} is not a time; write {TIME_FORMS}, or leave it empty for no bound"
+        ) from None
 
 
 def _empty_message(sampling: Sampling, end_time: float) -> str:
