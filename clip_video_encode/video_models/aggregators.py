@@ -163,7 +163,9 @@ def center_index(timestamps, n: int) -> int:
 def frames_for(spec: str, embeddings: np.ndarray, timestamps, length: int):
     """``(frames (length, dim), mask (length,))``: what aggregator ``spec`` is given of one
     video's frame embeddings. ``center``: the middle frame by time alone, chosen from all the
-    frames; any other: the frames thinned evenly to ``length`` (``pad_or_truncate``)."""
+    frames; any other: the frames thinned evenly to ``length`` (``pad_or_truncate``). Every
+    reader that pools (clip-video-pool, and clip-video-eval through ``data.iter_batches``)
+    cuts frames here, so that ``center`` is one frame everywhere."""
     from ..read import pad_or_truncate
 
     if spec == "center" and len(embeddings):

@@ -17,6 +17,8 @@ from ..search import read_run
 from ..search.query import query_encoder, query_weights
 
 DEFAULT_LENGTH = 32
+MAX_FRAMES_HELP = ("frames per video; longer ones are thinned evenly (center: the middle frame"
+                   " by time of all of them) (32)")  # fmt: skip
 
 
 def _common(parser: argparse.ArgumentParser, aggregator: str | None = "mean") -> None:
@@ -28,7 +30,7 @@ def _common(parser: argparse.ArgumentParser, aggregator: str | None = "mean") ->
             help=f"mean, max, center, or a checkpoint from clip-video-train ({aggregator})",
         )
     parser.add_argument("--max-frames", type=int, default=DEFAULT_LENGTH,
-                        help="frames per video; longer ones are thinned evenly (32)")  # fmt: skip
+                        help=MAX_FRAMES_HELP)  # fmt: skip
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -158,7 +160,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="TRAIN's and VAL's rows by the split column (train vs validation)",
     )
-    lp.add_argument("--max-frames", type=int, default=DEFAULT_LENGTH)
+    lp.add_argument("--max-frames", type=int, default=DEFAULT_LENGTH, help=MAX_FRAMES_HELP)
     lp.add_argument("--device", default="auto")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--json", action="store_true")

@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..read import _iter_tar, pad_or_truncate, shard_urls
+from ..read import _iter_tar, shard_urls
+from .aggregators import frames_for
 
 # Values of the split column that mean "held out" (LAION's splits.csv and HF's names).
 VALIDATION_SPLITS = ("val", "valid", "validation", "test", "eval")
@@ -52,17 +53,27 @@ def iter_shard(url: str) -> Iterator[tuple[int, str, np.ndarray | None, dict]]:
 
 
 def iter_batches(
-    dataset: str, length: int, batch: int = 1024, keep=None, urls: list[str] | None = None
+    dataset: str,
+    length: int,
+    batch: int = 1024,
+    keep=None,
+    urls: list[str] | None = None,
+    aggregator: str | None = None,
 ) -> Iterator[tuple[Videos, list[tuple[str, int]]]]:
     """Batches of the videos that succeeded (and that ``keep(meta)`` accepts), in dataset
-    order, with ``(shard, row)`` of each. Memory: one batch of padded frames."""
+    order, with ``(shard, row)`` of each. Memory: one batch of padded frames.
+
+    Each video's frames are cut to ``length`` as ``aggregator`` is to see them
+    (:func:`~.aggregators.frames_for`): ``center`` gets the middle frame by time chosen from
+    all of them (thinned first, its middle is not the video's); any other, or None (frames
+    scored one by one), the frames thinned evenly."""
     frames, masks, metas, where = [], [], [], []
     for url in urls if urls is not None else shard_urls(dataset):
         name = shard_name(url)
         for row, key, embeddings, meta in iter_shard(url):
             if embeddings is None or len(embeddings) == 0 or (keep and not keep(meta)):
                 continue
-            padded, mask = pad_or_truncate(embeddings, length)
+            padded, mask = frames_for(aggregator or "", embeddings, meta.get("timestamps"), length)
             frames.append(padded)
             masks.append(mask)
             metas.append({**meta, "key": key})

@@ -98,7 +98,8 @@ def zeroshot(dataset: str, classes: np.ndarray, names: list[str], label_column: 
     grow with the classes times the videos."""
     index = {n: i for i, n in enumerate(names)}
     labels, predictions, label_ranks, unknown = [], [], [], 0
-    for videos, _ in iter_batches(dataset, length, batch):
+    aggregator = pooler.spec if score == "pooled" else None  # frame-softmax: every frame
+    for videos, _ in iter_batches(dataset, length, batch, aggregator=aggregator):
         keep, y = [], []
         for i, meta in enumerate(videos.metas):
             label = label_of(meta, label_column)
@@ -144,7 +145,7 @@ def retrieval(dataset: str, cache: TextCache, column: str, pooler: Pooler, lengt
     loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     keep = None if split is None else (lambda m: str(m.get("split")) == split)
     n = 0
-    for videos, where in iter_batches(dataset, length, batch, keep):
+    for videos, where in iter_batches(dataset, length, batch, keep, aggregator=pooler.spec):
         videos_out.append(pooler(videos.frames, videos.mask))
         for shard, row in where:
             if shard not in loaded:
@@ -165,7 +166,7 @@ def pooled(dataset: str, pooler: Pooler, label_column: str, length: int,
            keep=None, batch: int = 512) -> tuple[np.ndarray, list[str]]:  # fmt: skip
     """Pooled embeddings and labels of the videos that have a label."""
     xs, ys = [], []
-    for videos, _ in iter_batches(dataset, length, batch, keep):
+    for videos, _ in iter_batches(dataset, length, batch, keep, aggregator=pooler.spec):
         labels = [label_of(m, label_column) for m in videos.metas]
         keep_rows = [i for i, label in enumerate(labels) if label is not None]
         if keep_rows:
