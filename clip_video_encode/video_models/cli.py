@@ -2,7 +2,8 @@
 
 Text embeddings (captions, class names) come from the dataset's own model as ``run.json``
 names it; ``--pretrained`` overrides the weights under the same rules as ``clip-video-search``
-(unsaved random weights are refused). Exit code 0 on success, 2 for a usage error.
+(the weights loaded must have ``run.json``'s ``weights_sha256``; random weights only where it
+records their ``weights_seed``). Exit code 0 on success, 2 for a usage error.
 """
 
 from __future__ import annotations
