@@ -22,6 +22,8 @@ import re
 import pyarrow as pa
 import yaml
 
+from .owned import inside
+
 # KEY.json's own fields, in the order they are written, with their Hugging Face types.
 RECORD_FEATURES: dict[str, dict] = {
     "key": {"dtype": "string"}, "id": {"dtype": "string"}, "location": {"dtype": "string"},
@@ -159,9 +161,9 @@ def write_card(fs, dest: str, text: str) -> None:
     """Write the card whole (an object store's PUT; aside and renamed on a local disk)."""
     from fsspec.implementations.local import LocalFileSystem
 
-    path = f"{dest}/README.md"
+    path = inside(dest, f"{dest}/README.md", fs)
     if isinstance(fs, LocalFileSystem):
-        with fs.open(f"{path}.partial", "w") as f:
+        with fs.open(inside(dest, f"{path}.partial", fs), "w") as f:
             f.write(text)
         fs.mv(f"{path}.partial", path)
     else:

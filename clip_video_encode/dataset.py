@@ -23,6 +23,7 @@ from video2numpy.video import FrameOptions
 
 from .card import Card, arrow_feature, merge_features
 from .encoder import PRECISIONS, EncoderOptions
+from .owned import check_free, inside, refuse_inputs_in_the_way, remove_shard, run_names
 from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_name
@@ -121,6 +122,8 @@ def read_input(job: EncodeJob) -> Input:
         shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
         if len({s.name for s in shards}) != len(shards):
             raise ValueError(f"{job.src}: two input tars have the same name")
+        names = run_names([s.name for s in shards], job.output_format)
+        refuse_inputs_in_the_way(job.dest, names, urls, "the input tar")
         fs, _ = fsspec.core.url_to_fs(urls[0])
         remote = "://" in urls[0] and not urls[0].startswith("file://")
         missing = [u for u in (urls[:1] if remote else urls) if not fs.exists(u)]
@@ -134,7 +137,35 @@ def read_input(job: EncodeJob) -> Input:
     if table.num_rows == 0:
         raise ValueError(f"{job.src} has no rows: nothing to encode")
     shards = plan_shards(table, columns, job.samples_per_shard)
+    names = run_names([s.name for s in shards], job.output_format)
+    refuse_inputs_in_the_way(job.dest, names, [job.src], "the input table")
+    refuse_inputs_in_the_way(job.dest, names, _near(table.column(columns.location), job.dest),
+                             "the video")  # fmt: skip
     return Input(table, shards, input_digest(shards), False)
+
+
+def _near(locations: pa.ChunkedArray, dest: str) -> list[str]:
+    """The locations that may lie inside ``dest``: those that name its folder (as given or
+    its real path), or every relative one when this process works inside it. A filter on
+    text, so a table of millions of rows costs a scan, not a path resolution per row."""
+    import os
+
+    import pyarrow.compute as pc
+
+    if "://" in dest and not dest.startswith("file://"):
+        leaves = [dest.rstrip("/").rsplit("/", 1)[-1]]
+    else:
+        path = dest.removeprefix("file://")
+        leaves = [os.path.basename(os.path.abspath(path)), os.path.basename(os.path.realpath(path))]
+        cwd = os.path.realpath(os.getcwd())
+        if os.path.commonpath([cwd, os.path.realpath(path)]) == os.path.realpath(path):
+            leaves.append("")  # every location may be relative to a folder inside dest
+    text = pc.cast(locations, pa.string())
+    hits = None
+    for leaf in set(leaves):
+        hit = pc.match_substring(text, leaf) if leaf else pc.is_valid(text)
+        hits = hit if hits is None else pc.or_(hits, hit)
+    return [v for v in pc.filter(text, hits).to_pylist() if v]
 
 
 def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None = None) -> dict:
@@ -166,10 +197,10 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
         "versions": _versions(),
     }
     run_path = f"{dest}/run.json"
-    if fs.exists(run_path):
-        with fs.open(run_path) as f:
-            previous = json.load(f)
-        previous = {**_BINDING_DEFAULTS, **previous}
+    split_column = not tar_input and columns.split in table.column_names
+    listing = _names(fs, dest)
+    if "run.json" in listing:
+        previous = {**_BINDING_DEFAULTS, **_read_run(fs, run_path)}
         diff = [k for k in _BINDING if _jsonable(previous.get(k)) != _jsonable(settings.get(k))]
         if diff:
             lines = "; ".join(
@@ -186,12 +217,17 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
                 " resuming would skip or mix rows. Use another --dest, or rerun with --replan"
                 " to keep the committed shards whose rows are unchanged and redo the others."
             )
-        if changed:
+        if changed:  # the shards the plan adds: their names must be free (see owned.py)
+            planned = _planned_names(previous.get("shards", 0), job)
+            new = [s.name for s in shards if s.name not in planned]
+            check_free(fs, dest, new, job.output_format, listing)
             _retire_changed_shards(fs, dest, shards, previous.get("shards", 0), job)
-            _write_json(fs, run_path, settings)
-    else:
-        _write_json(fs, run_path, settings)
-    split_column = not tar_input and columns.split in table.column_names
+            _write_json(fs, dest, "run.json", settings)
+    else:  # a new run: every name it will write must be free, before it writes any
+        run_files = (("README.md",) if job.output_format == "webdataset" else ()) + (
+            ("splits.csv",) if split_column else ())  # fmt: skip
+        check_free(fs, dest, [s.name for s in shards], job.output_format, listing, run_files)
+        _write_json(fs, dest, "run.json", settings)
     if split_column:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
@@ -221,10 +257,10 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
     done = {s["shard"] for s in committed}
     retries = plan_retries(fs, dest, committed, job.retry_statuses) if job.retry_statuses else {}
     todo = [s for s in shards if s.name not in done or s.name in retries]
-    present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
-    for shard in todo:  # what a failed commit may have left under final names
+    present = _names(fs, dest)
+    for shard in todo:  # what a failed commit of this plan may have left under its names
         if shard.name not in retries:
-            _remove_shard(fs, dest, shard.name, present)
+            remove_shard(fs, dest, shard.name, job.output_format, present)
     return {
         "frames": frames,
         "todo": todo,
@@ -315,13 +351,40 @@ def _input_changed(previous: dict, settings: dict) -> str | None:
     return None
 
 
+def _names(fs, dest: str) -> set[str]:
+    """The names in ``dest``, listed afresh."""
+    fs.invalidate_cache(dest)
+    return {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
+
+
+def _read_run(fs, path: str) -> dict:
+    """The ``run.json`` in a destination; RunMismatch when it is not one of this tool's."""
+    try:
+        with fs.open(path) as f:
+            run = json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        run = exc
+    if not isinstance(run, dict):
+        raise RunMismatch(
+            f"{path} is not the run.json of a clip-video-encode run ({run}): the destination"
+            " holds something else. Use another --dest."
+        )
+    return run
+
+
+def _planned_names(count: int, job: EncodeJob) -> set[str]:
+    """The shard names of a table's plan of ``count`` shards (``run.json``'s)."""
+    digits = key_digits(job.samples_per_shard, count)[0]
+    return {f"{i:0{digits}d}" for i in range(count)}
+
+
 def _retire_changed_shards(fs, dest: str, shards: list[Shard], previous_count: int, job) -> None:
     """For --replan: un-commit every shard whose rows changed (its marker first, so a crash
-    midway leaves it uncommitted), and remove shards past the new end of the table."""
+    midway leaves it uncommitted), and remove shards past the new end of the table. Only
+    shards with a commit marker are touched: their files are this tool's (owned.py)."""
     names = {s.name: s for s in shards}
-    digits = key_digits(job.samples_per_shard, previous_count)[0]
-    old_names = [f"{i:0{digits}d}" for i in range(previous_count)]
-    for name in sorted(set(names) | set(old_names)):
+    old_names = _planned_names(previous_count, job)
+    for name in sorted(set(names) | old_names):
         marker = stats_path(dest, name)
         if not fs.exists(marker):
             continue
@@ -330,28 +393,18 @@ def _retire_changed_shards(fs, dest: str, shards: list[Shard], previous_count: i
             with fs.open(marker) as f:
                 if json.load(f).get("rows_sha256") == shard.digest():
                     continue  # the same rows: the committed shard stands
-        _remove_shard(fs, dest, name)
-
-
-def _remove_shard(fs, dest: str, name: str, present: set[str] | None = None) -> None:
-    """Un-commit a shard and remove its files: the marker first, so a crash midway leaves
-    it uncommitted. ``present``: the names in ``dest``, when already listed."""
-    for leaf in (f"{name}_stats.json", f"{name}.tar", f"{name}.parquet", name):
-        path = f"{dest}/{leaf}"
-        if (leaf in present) if present is not None else fs.exists(path):
-            fs.rm(path, recursive=True)
+        remove_shard(fs, dest, name, job.output_format)
 
 
 def record_in_run(fs, dest: str, values: dict) -> None:
     """Add what is learnt while a run goes (the engine's fidelity check) to ``run.json``."""
-    path = f"{dest}/run.json"
-    with fs.open(path) as f:
+    with fs.open(f"{dest}/run.json") as f:
         run = json.load(f)
-    _write_json(fs, path, {**run, **values})
+    _write_json(fs, dest, "run.json", {**run, **values})
 
 
-def _write_json(fs, path: str, value: dict) -> None:
-    with fs.open(path, "w") as f:
+def _write_json(fs, dest: str, name: str, value: dict) -> None:
+    with fs.open(inside(dest, f"{dest}/{name}", fs), "w") as f:
         json.dump(value, f, indent=1, allow_nan=False)
 
 
@@ -362,7 +415,7 @@ def _write_splits(fs, dest: str, shards: list[Shard], suffix: str) -> None:
     for shard in shards:
         splits = shard.splits()
         lines.append(f"{shard.name}{suffix},{splits[0] if len(splits) == 1 else '|'.join(splits)}")
-    with fs.open(f"{dest}/splits.csv", "w") as f:
+    with fs.open(inside(dest, f"{dest}/splits.csv", fs), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 

@@ -17,6 +17,10 @@ The rule, the same on local disks and object stores (where no write is "create i
   commit, not only at heartbeats: a run waking from a stall would otherwise commit once
   before its heartbeat thread noticed.
 
+A file at ``_lease.json`` that is not a lease (neither JSON with a run id and a heartbeat,
+nor the start of one) is nobody's lease to take over: the run refuses rather than overwrite
+it. An empty one, or one cut short (what a power cut may leave), counts as stale.
+
 Heartbeat times are compared with this machine's clock: machines that share a destination
 need clocks that agree to well within ``seconds`` (NTP does).
 """
@@ -30,6 +34,8 @@ import socket
 import threading
 import time
 import uuid
+
+from .owned import inside
 
 LEASE_NAME = "_lease.json"
 
@@ -47,7 +53,7 @@ class Lease:
 
     def __init__(self, fs, dest: str, seconds: float = 120.0, settle: float | None = None):
         self.fs, self.dest, self.seconds = fs, dest, seconds
-        self.path = f"{dest}/{LEASE_NAME}"
+        self.path = inside(dest, f"{dest}/{LEASE_NAME}", fs)
         self.local = _is_local(fs)
         # How long two writers racing for the lease wait before reading it back.
         self.settle = settle if settle is not None else (0.2 if self.local else 1.0)
@@ -73,6 +79,12 @@ class Lease:
         if self.local and self._create_exclusive():
             return  # no lease was there, and the link let no other run create one too
         held = self._read()
+        if held is not None and held.get("foreign"):
+            raise DestinationBusy(
+                f"{self.path} is there and is not a lease of clip-video-encode (not JSON with a"
+                " run id and a heartbeat): it is left as it is. Move it away, or choose another"
+                " --dest."
+            )
         if held is not None and not self._takeable(held):
             raise DestinationBusy(self._busy_message(held))
         self._write()
@@ -190,8 +202,9 @@ class LeaseCheck:
 
 
 def _read_lease(fs, dest: str, path: str, local: bool) -> dict | None:
-    """The lease there now; None if there is none. One that cannot be parsed (a torn write on
-    a disk that lost power) counts as stale."""
+    """The lease there now; None if there is none. An empty one or one cut short (a torn
+    write on a disk that lost power) counts as stale; one that is not a lease at all is
+    ``{"foreign": True}``."""
     try:
         if local:
             with open(path, "rb") as f:
@@ -201,11 +214,16 @@ def _read_lease(fs, dest: str, path: str, local: bool) -> dict | None:
             data = fs.cat_file(path)
     except FileNotFoundError:
         return None
+    if not data.strip():
+        return {"heartbeat": 0}
     try:
         held = json.loads(data)
     except ValueError:
-        return {"heartbeat": 0}
-    return held if isinstance(held, dict) else {"heartbeat": 0}
+        torn = data.lstrip().startswith(b'{"run_id"')  # how every lease of ours begins
+        return {"heartbeat": 0} if torn else {"foreign": True, "heartbeat": 0}
+    if not isinstance(held, dict) or "run_id" not in held or "heartbeat" not in held:
+        return {"foreign": True, "heartbeat": 0}
+    return held
 
 
 def _lost_message(dest: str, seconds: float) -> str:

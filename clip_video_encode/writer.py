@@ -4,7 +4,8 @@ Samples may finish in any order; they are written into the tar in input order as
 they are contiguous, so a shard of long videos is never held whole. The tar and parquet are
 written under temporary names and renamed; ``NAME_stats.json`` comes last and is the commit
 marker: a shard without it is redone from scratch. Tar members carry fixed metadata
-(mtime 0), so the same input gives the same bytes from every executor.
+(mtime 0), so the same input gives the same bytes from every executor. Every path written,
+renamed or removed here passes :func:`owned.inside` first: nothing outside ``--dest``.
 
 Every sample has the same members, as webdataset pipelines and Hugging Face ``datasets``
 require: a failed row's ``KEY.npy`` holds zero frames, and when the input has captions every
@@ -29,6 +30,7 @@ from video2numpy.jsonsafe import dumps, plain
 from video2numpy.status import SUCCESS
 
 from .card import merge_features, value_feature
+from .owned import inside
 
 # The parquet's own columns, typed once: a column that is null in a whole shard must not be
 # typed null there, or readers of the whole dataset fail to unify the shards' schemas.
@@ -99,8 +101,8 @@ class ShardWriter:
         self._json_fields = dict(json_fields or {})
         self._json_values: dict[str, list] = {}  # an input tar's json fields, as written
         self.began = time.time()
-        self._final = f"{dest}/{name}" + ("" if output_format == "files" else ".tar")
-        self._tmp = f"{self._final}.partial"
+        self._final = self._at(f"{dest}/{name}" + ("" if output_format == "files" else ".tar"))
+        self._tmp = self._at(f"{self._final}.partial")
         if output_format == "files":
             if fs.exists(self._tmp):
                 fs.rm(self._tmp, recursive=True)
@@ -115,6 +117,10 @@ class ShardWriter:
         self._statuses: Counter[str] = Counter()
         self._frames = 0
         self._warnings = 0
+
+    def _at(self, path: str) -> str:
+        """``path``, checked to lie inside the destination (or refused)."""
+        return inside(self.dest, path, self.fs)
 
     def add(self, sample: Sample) -> None:
         """Accept a finished sample; writes it and any that now follow it in order."""
@@ -158,7 +164,7 @@ class ShardWriter:
             self._tar.write({"__key__": key, **members})
         else:
             for ext, data in members.items():
-                self.fs.pipe_file(f"{self._tmp}/{key}.{ext}", data)
+                self.fs.pipe_file(self._at(f"{self._tmp}/{key}.{ext}"), data)
 
     def _count(self, row: dict) -> None:
         self._statuses[row["status"]] += 1
@@ -172,19 +178,19 @@ class ShardWriter:
         shard without its marker for a finished one; the rerun redoes the shard."""
         if not self.complete:
             raise RuntimeError(f"shard {self.name}: {self._next} of {self.n_rows} rows written")
-        parquet = f"{self.dest}/{self.name}.parquet"
+        parquet = self._at(f"{self.dest}/{self.name}.parquet")
         try:
             return self._commit(parquet)
         except BaseException:
             for path in (self._final, parquet, f"{parquet}.partial", f"{self._marker}.partial"):
                 with contextlib.suppress(Exception):
-                    if self.fs.exists(path):
+                    if self.fs.exists(self._at(path)):
                         self.fs.rm(path, recursive=True)
             raise
 
     @property
     def _marker(self) -> str:
-        return stats_path(self.dest, self.name)
+        return self._at(stats_path(self.dest, self.name))
 
     def _commit(self, parquet: str) -> dict:
         data_bytes = None
@@ -198,7 +204,7 @@ class ShardWriter:
             retry(f"removing {self._marker}", self._remove_marker)
         retry(f"removing {self._final}", self._remove_final)
         if self._tar is None:
-            retry(f"moving {self._tmp}", _move_folder, self.fs, self._tmp, self._final)
+            retry(f"moving {self._tmp}", _move_folder, self.fs, self._tmp, self._final, self.dest)
         else:
             retry(f"moving {self._tmp}", self._move, self._tmp, self._final)
         parquet_bytes = retry(f"writing {parquet}", self._write_parquet, parquet)
@@ -232,6 +238,7 @@ class ShardWriter:
         return fields
 
     def _move(self, src: str, dest: str) -> None:
+        src, dest = self._at(src), self._at(dest)
         if not self.fs.exists(src) and self.fs.exists(dest):
             return  # an attempt that failed after its copy (an object store's move)
         self.fs.mv(src, dest)
@@ -245,7 +252,7 @@ class ShardWriter:
             self.fs.rm(self._final, recursive=True)
 
     def _write_parquet(self, parquet: str) -> int:
-        with self.fs.open(f"{parquet}.partial", "wb") as f:
+        with self.fs.open(self._at(f"{parquet}.partial"), "wb") as f:
             pq.write_table(_parquet_table(self._rows, self.extra_types), f)
             _sync(f)
             size = f.tell()
@@ -263,10 +270,10 @@ class ShardWriter:
     def _write_marker(self, stats: dict) -> None:
         text = json.dumps(stats, indent=1, allow_nan=False)
         if _is_local(self.fs):  # whole or absent: written aside, flushed, renamed
-            with self.fs.open(f"{self._marker}.partial", "w") as f:
+            with self.fs.open(self._at(f"{self._marker}.partial"), "w") as f:
                 f.write(text)
                 _sync(f)
-            self.fs.mv(f"{self._marker}.partial", self._marker)
+            self.fs.mv(self._at(f"{self._marker}.partial"), self._marker)
         else:  # an object store's PUT is atomic: one request, last
             self.fs.pipe_file(self._marker, text.encode())
 
@@ -293,16 +300,18 @@ def _sync(f) -> None:
         pass  # not a local file
 
 
-def _move_folder(fs, src: str, dest: str) -> None:
-    """Move a shard's folder. On object stores a folder is only a prefix, so its files are
-    moved one by one (fsspec's recursive move fails on the prefix itself there)."""
+def _move_folder(fs, src: str, dest: str, root: str) -> None:
+    """Move a shard's folder (both inside ``root``, the destination). On object stores a
+    folder is only a prefix, so its files are moved one by one (fsspec's recursive move fails
+    on the prefix itself there)."""
     from fsspec.implementations.local import LocalFileSystem
 
+    src, dest = inside(root, src, fs), inside(root, dest, fs)
     if isinstance(fs, LocalFileSystem):
         fs.mv(src, dest, recursive=True)
         return
     for path in fs.find(src):
-        fs.mv(path, dest + path[len(src.rstrip("/")) :])
+        fs.mv(inside(root, path, fs), inside(root, dest + path[len(src.rstrip("/")) :], fs))
     try:
         fs.rm(src, recursive=True)
     except FileNotFoundError:
