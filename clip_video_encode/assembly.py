@@ -109,7 +109,7 @@ class Assembly:
             else:
                 keep = None if redo is None else redo.positions.__contains__
                 scratch = os.path.join(self.scratch, str(s))
-                rows = tar_rows(shard.tar, scratch, keep, self.job.encoding)
+                rows = tar_rows(shard.tar, scratch, keep, self.job.encoding, shard.name)
             if redo is not None:
                 rows = self._retried_rows(s, redo, rows)
             n = 0

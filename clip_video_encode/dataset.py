@@ -26,7 +26,7 @@ from .encoder import PRECISIONS, EncoderOptions
 from .owned import check_free, inside, refuse_inputs_in_the_way, remove_shard, run_names
 from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
-from .tars import expand_tars, is_tar_input, shard_name
+from .tars import expand_tars, is_tar_input, shard_names
 from .writer import Sample, committed_shards, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
@@ -119,9 +119,8 @@ def read_input(job: EncodeJob) -> Input:
         raise ValueError("--caption-similarity needs a caption column")
     if is_tar_input(job.src):
         urls = expand_tars(job.src)
-        shards = [Shard(i, shard_name(u), tar=u) for i, u in enumerate(urls)]
-        if len({s.name for s in shards}) != len(shards):
-            raise ValueError(f"{job.src}: two input tars have the same name")
+        names = [name for name, _ in shard_names(urls)]  # safe and unique (tars.py)
+        shards = [Shard(i, names[i], tar=u) for i, u in enumerate(urls)]
         names = run_names([s.name for s in shards], job.output_format)
         refuse_inputs_in_the_way(job.dest, names, urls, "the input tar")
         fs, _ = fsspec.core.url_to_fs(urls[0])

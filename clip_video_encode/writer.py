@@ -100,6 +100,7 @@ class ShardWriter:
         self.replaces = replaces
         self._json_fields = dict(json_fields or {})
         self._json_values: dict[str, list] = {}  # an input tar's json fields, as written
+        self._source: str | None = None  # the input tar's own name, when the shard's differs
         self.began = time.time()
         self._final = self._at(f"{dest}/{name}" + ("" if output_format == "files" else ".tar"))
         self._tmp = self._at(f"{self._final}.partial")
@@ -170,6 +171,8 @@ class ShardWriter:
         self._statuses[row["status"]] += 1
         self._frames += int(row.get("n_frames") or 0)
         self._warnings += bool(row.get("warning"))
+        if self._source is None:
+            self._source = row.get("source_shard")
         self._rows.append(row)
 
     def close(self) -> dict:
@@ -222,6 +225,7 @@ class ShardWriter:
             "warnings": self._warnings,
             "rows_sha256": self.rows_sha256,
             **({"json_fields": self._fields()} if self.extra_types is None else {}),
+            **({"source_shard": self._source} if self._source is not None else {}),
             "tar_bytes": data_bytes,
             "parquet_bytes": parquet_bytes,
             "start_time": self.began,

@@ -2,6 +2,7 @@
 an input, a user's file, or anything outside ``--dest``; names built from input tars are made
 safe and unique (DESIGN.md section 7)."""
 
+import json
 import os
 
 import pyarrow.parquet as pq
@@ -118,6 +119,57 @@ def test_replan_never_removes_a_users_file_at_a_new_shards_name(
     assert encode(src, dest, checkpoint, *args, "--replan") == 2
     assert "00001.tar" in capsys.readouterr().err
     assert tree(dest) == before
+
+
+@pytest.mark.parametrize("tar_name", ["..tar", "...tar", ".tar"])
+def test_dot_tar_names_never_reach_outside_dest(videos, tmp_path, checkpoint, tar_name):
+    """``..tar`` is shard ``.``, ``...tar`` shard ``..``: as folder names (--output-format
+    files) they were ``DEST/.`` and ``DEST/..``, removed whole at the commit."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    src = write_tar(inputs / tar_name, videos)
+    dest = tmp_path / "parent" / "out"
+    dest.mkdir(parents=True)
+    (tmp_path / "parent" / "sibling.txt").write_text("keep")
+    (tmp_path / "keep.txt").write_text("keep")
+    assert encode(src, dest, checkpoint, "--output-format", "files") == 0
+    assert (tmp_path / "parent" / "sibling.txt").read_text() == "keep"
+    assert (tmp_path / "keep.txt").read_text() == "keep"
+    assert (inputs / tar_name).exists()
+    stats = [json.loads((dest / n).read_text()) for n in os.listdir(dest)
+             if n.endswith("_stats.json")]  # fmt: skip
+    assert len(stats) == 1
+    name = stats[0]["shard"]
+    assert name not in (".", "..", "") and not name.startswith(".")
+    assert os.path.isdir(dest / name) and stats[0]["source_shard"] == tar_name[: -len(".tar")]
+    rows = pq.read_table(dest / f"{name}.parquet").to_pylist()
+    assert [r["status"] for r in rows] == ["success"]
+    assert rows[0]["source_shard"] == tar_name[: -len(".tar")]
+
+
+def test_shard_names_are_unique_case_insensitively_and_keep_the_original(
+    videos, tmp_path, checkpoint
+):
+    """``A.tar`` and ``a.tar`` (one name on macOS or Windows), ``x y.tar`` and ``x_y.tar``
+    (one name once made safe): four shards, four names, none the same but for case."""
+    names = ["A.tar", "a.tar", "x y.tar", "x_y.tar"]
+    srcs = []
+    for i, name in enumerate(names):
+        folder = tmp_path / "in" / str(i)
+        folder.mkdir(parents=True)
+        srcs.append(str(write_tar(folder / name, videos, keys=(f"k{i}",))))
+    dest = tmp_path / "out"
+    assert encode("::".join(srcs), dest, checkpoint) == 0
+    stats = {}
+    for n in os.listdir(dest):
+        if n.endswith("_stats.json"):
+            s = json.loads((dest / n).read_text())
+            stats[s["shard"]] = s
+    assert len({n.lower() for n in stats}) == 4
+    originals = sorted(s.get("source_shard", s["shard"]) for s in stats.values())
+    assert originals == sorted(n[: -len(".tar")] for n in names)
+    keys = sorted(r["key"] for n in stats for r in pq.read_table(dest / f"{n}.parquet").to_pylist())
+    assert keys == ["k0", "k1", "k2", "k3"]
 
 
 def test_the_guard_refuses_paths_outside_dest(tmp_path):
