@@ -302,7 +302,9 @@ def finish_sample(
     if job.caption_similarity and embeddings is not None and caption:
         meta["caption_similarity"] = [round(float(s), 5) for s in similarity(
             embeddings, caption)]  # fmt: skip
-    return Sample(index, row["key"], meta, embeddings, caption, extra)
+    # A damaged input tar: the row it cut into says so, and the shard's stats too.
+    return Sample(index, row["key"], meta, embeddings, caption, extra,
+                  shard_error=row.get("tar_error"))  # fmt: skip
 
 
 class Summary:
@@ -314,6 +316,7 @@ class Summary:
         self.statuses: Counter[str] = Counter()
         self.frames = 0
         self.done_shards = 0
+        self.shard_errors: list[str] = []  # damaged input tars, as their shards' stats say
 
     def count(self, meta: dict) -> None:
         self.statuses[meta["status"]] += 1
@@ -321,6 +324,8 @@ class Summary:
 
     def shard_done(self, stats: dict) -> None:
         self.done_shards += 1
+        if stats.get("error"):
+            self.shard_errors.append(f"{stats['shard']}: {stats['error']}")
 
     def finish(self) -> dict:
         seconds = time.perf_counter() - self.began
@@ -336,6 +341,7 @@ class Summary:
             "failed": videos - self.statuses.get(SUCCESS, 0),
             "status_dict": dict(self.statuses),
             "frames": self.frames,
+            "shard_errors": self.shard_errors,  # their rows are counted in failed too
             "seconds": round(seconds, 3),
         }
 

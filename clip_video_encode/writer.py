@@ -57,6 +57,7 @@ class Sample:
     # A committed sample kept as it is (--retry-failed): its stored members and parquet row.
     members: dict[str, bytes] | None = None
     row: dict | None = None
+    shard_error: str | None = None  # the input tar is damaged here (its shard's stats say so)
 
 
 def stats_path(dest: str, name: str) -> str:
@@ -100,6 +101,7 @@ class ShardWriter:
         self.replaces = replaces
         self._json_fields = dict(json_fields or {})
         self._json_values: dict[str, list] = {}  # an input tar's json fields, as written
+        self._error: str | None = None  # the input tar's damage, for the stats
         self._source: str | None = None  # the input tar's own name, when the shard's differs
         self.began = time.time()
         self._final = self._at(f"{dest}/{name}" + ("" if output_format == "files" else ".tar"))
@@ -135,6 +137,8 @@ class ShardWriter:
         return self._next == self.n_rows
 
     def _write(self, sample: Sample) -> None:
+        if sample.shard_error:
+            self._error = sample.shard_error
         if sample.members is not None:
             self._store(sample.key, sample.members)
             self._count(sample.row)
@@ -226,6 +230,7 @@ class ShardWriter:
             "rows_sha256": self.rows_sha256,
             **({"json_fields": self._fields()} if self.extra_types is None else {}),
             **({"source_shard": self._source} if self._source is not None else {}),
+            **({"error": self._error} if self._error else {}),
             "tar_bytes": data_bytes,
             "parquet_bytes": parquet_bytes,
             "start_time": self.began,
