@@ -7,9 +7,11 @@ that names the offline options; nothing ever falls back to random weights silent
 open_clip's own ``create_model`` first builds the model with random weights and then copies a
 checkpoint into it, so for a moment it holds the model twice (ViT-B-32: 1.2 GB on top of torch
 itself). Here the architecture is built on the ``meta`` device (no memory), and the checkpoint's
-tensors, memory-mapped from the file, become the parameters (``assign=True``); the text tower's
-tensors are never read unless it is kept. open_clip's ``load_checkpoint`` still does its
-checkpoint conversions (old layouts, positional-embedding resizing).
+tensors, memory-mapped from the file, become the parameters (``assign=True``), then are
+copied out of the mapping one by one (a mapping follows its file, and a file can be
+overwritten in place); the text tower's tensors are never read unless it is kept.
+open_clip's ``load_checkpoint`` still does its checkpoint conversions (old layouts,
+positional-embedding resizing).
 
 Every load also says which weights it gave (:func:`load_weights`): a SHA-256 that a dataset's
 ``run.json`` records, so that a resumed run, or a tool reading the dataset, never pairs it with
@@ -139,8 +141,13 @@ def _load(model_name: str, pretrained: str, device: str, cache_dir, text: bool, 
             raise _download_error(model_name, pretrained, exc) from exc
         if not checkpoint:
             raise _download_error(model_name, pretrained, "no download source")
+    before = _stamp(checkpoint)
     sha256 = file_sha256(checkpoint) if digest else None
     model = _assign_checkpoint(model_name, checkpoint, tag_cfg, text)
+    if _stamp(checkpoint) != before:  # replaced while it was read: which weights did we get?
+        raise EncoderLoadError(
+            f"{checkpoint} changed while it was being loaded; run again once it is written"
+        )
     if model is None:  # an architecture that cannot be built on meta: open_clip's own path
         return _create(model_name, checkpoint, device, cache_dir, tag_cfg), sha256
     if text or not image_tower_alone(model):
@@ -220,8 +227,24 @@ def _assign_checkpoint(model_name: str, checkpoint: str, tag_cfg: dict, text: bo
         _build_causal_masks(model)
     if any(t.is_meta for t in itertools.chain(kept.parameters(), kept.buffers())):
         return None
+    _own_memory(kept)
     _tag_preprocess(model, tag_cfg)
     return model
+
+
+def _own_memory(module) -> None:
+    """Copy the memory-mapped tensors into the process's own memory, one at a time (one
+    tensor's size at most is held twice). A mapping follows its file: a checkpoint
+    overwritten in place (``cp`` keeps the inode) would silently change a loaded model, under
+    the digest of the old weights, in a long run or a search server."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        if not tensor.is_meta:
+            tensor.data = tensor.data.clone()
+
+
+def _stamp(path: str) -> tuple:
+    info = os.stat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _build_causal_masks(model) -> None:

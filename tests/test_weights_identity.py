@@ -148,3 +148,27 @@ def test_a_text_tower_of_other_weights_is_refused(checkpoint, other_checkpoint, 
         Encoder(EncoderOptions(MODEL, other_checkpoint, "fp32", "cpu", weights_sha256=digest))
     # A dataset from before digests (None): nothing to compare, accepted.
     assert TextEncoder(MODEL, other_checkpoint, "cpu", expect_sha256=None).weights_sha256
+
+
+def test_a_checkpoint_overwritten_in_place_does_not_change_a_loaded_model(
+    checkpoint, other_checkpoint, tmp_path
+):
+    """Weights are memory-mapped while loading: a file overwritten in place afterwards (cp
+    keeps the inode, so a mapping would follow it) must not change the loaded model, whose
+    digest names the weights it was loaded from."""
+    from clip_video_encode.encoder import Encoder, EncoderOptions, TextEncoder
+
+    path = tmp_path / "weights.pt"
+    shutil.copyfile(checkpoint, path)
+    frames = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+    encoder = Encoder(EncoderOptions(MODEL, pretrained=str(path), precision="fp32"))
+    text = TextEncoder(MODEL, str(path), "cpu")
+    before = encoder.encode(frames), text.encode_text(["a red frame"])
+    inode = path.stat().st_ino
+    with open(path, "r+b") as f, open(other_checkpoint, "rb") as other:
+        f.write(other.read())  # in place: the same inode, other bytes
+        f.truncate()
+    assert path.stat().st_ino == inode
+    np.testing.assert_array_equal(encoder.encode(frames), before[0])
+    np.testing.assert_array_equal(text.encode_text(["a red frame"]), before[1])
+    assert encoder.weights_sha256 == sha256_of(checkpoint)
