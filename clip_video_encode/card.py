@@ -71,10 +71,12 @@ def value_feature(values: list) -> dict | None:
 
 
 def merge_features(a: dict | None, b: dict | None) -> dict | None:
-    """One feature for a field two shards typed: the same, the wider number, or text."""
+    """One feature for a field two shards typed: the same, the wider number, or text. A
+    boolean is no number here: ``datasets`` would read ``true`` as 1.0 where ``KEY.json`` has
+    ``true``."""
     if a is None or b is None or a == b:
         return a or b
-    numbers = {"int64", "float64", "int32", "float32", "bool"}
+    numbers = {"int64", "float64", "int32", "float32"}
     if a.get("dtype") in numbers and b.get("dtype") in numbers:
         return {"dtype": "float64"}
     return {"dtype": "string"}

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import fsspec
 
+from video2numpy.jsonsafe import dumps
+
 VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "m4v", "mpg", "mpeg", "ts", "flv", "3gp")
 SMALL_MEMBERS = ("txt", "json")  # read into memory; other members are streamed or skipped
 SMALL_LIMIT = 16 << 20  # a txt or json member larger than this is left out, with a warning
@@ -253,7 +255,7 @@ def _row(sample: TarSample, url: str, original: str, name: str | None,
         "start": None,
         "end": None,
         "split": None,
-        "extra": {k: v for k, v in meta.items() if isinstance(k, str)},
+        "extra": {k: _json_form(v) for k, v in meta.items() if isinstance(k, str)},
     }
     if safe_key != key:
         row["extra"]["source_key"] = key
@@ -292,6 +294,17 @@ def _remove(path: str) -> None:
         os.remove(path)
     except OSError:
         pass
+
+
+def _json_form(value):
+    """A json field's value as every reader shows it: text, numbers, booleans and null as
+    they are, an object or a list as its JSON text. Objects and lists were kept as they
+    were, but a field's type is the same for the whole dataset (the card's, for Hugging
+    Face ``datasets``; text in the parquet): a field that is an object in one sample and
+    text in another, or objects of other keys in another shard, was typed text, and
+    ``datasets`` showed the objects as Python reprs (``"{'a': 1}"``) where the parquet had
+    JSON. As JSON text from the start, the value reads the same everywhere."""
+    return dumps(value) if isinstance(value, (dict, list)) else value
 
 
 def _unique(safe: str, original: str, used: set[str]) -> str:

@@ -1,5 +1,6 @@
-"""Input tars as they come: cut short, not tars at all, members of gigabytes. None stops the
-run or costs memory by its size."""
+"""Input tars as they come: cut short, not tars at all, members of gigabytes, json fields of
+changing types. None stops the run or costs memory by its size, and every reader shows the
+same values."""
 
 import hashlib
 import io
@@ -193,3 +194,31 @@ def test_a_big_member_costs_no_memory_in_a_run(videos, tmp_path, checkpoint):
     assert runs[0][0] == "0"
     grown = (int(runs[0][1]) - int(runs[1][1])) * 1024
     assert grown < 64 << 20, f"peak RSS {grown / 2**20:.0f} MiB above a run without the tar"
+
+
+def test_json_fields_read_the_same_in_every_reader(videos, tmp_path, checkpoint):
+    """A field that is an object in one sample and text in another, a list, numbers of both
+    kinds: the tar's json, the parquet and Hugging Face ``datasets`` show the same value."""
+    datasets = pytest.importorskip("datasets")
+    values = [{"a": 1}, "x", [1, "b"], None, {"nested": {"k": [1.5]}}]
+    src = tmp_path / "00000.tar"
+    with open(videos["one_frame.mp4"], "rb") as f:
+        data = f.read()
+    with wds.TarWriter(str(src)) as sink:
+        for i, value in enumerate(values):
+            meta = {"meta": value, "tags": ["t", str(i)], "n": [1, 2.5][i % 2]}
+            sink.write({"__key__": f"s{i}", "mp4": data, "json": meta})
+    dest = tmp_path / "out"
+    assert encode(src, dest, checkpoint) == 0
+    with tarfile.open(dest / "00000.tar") as tar:
+        from_tar = [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith("json")]
+    parquet = pq.read_table(dest / "00000.parquet").to_pylist()
+    hf = list(datasets.load_dataset(str(dest), split="train", cache_dir=str(tmp_path / "c")))
+    for field in ("meta", "tags"):
+        tar_values = [m[field] for m in from_tar]
+        assert tar_values == [r[field] for r in parquet] == [r["json"][field] for r in hf], field
+        for text, value in zip(tar_values, values if field == "meta" else [None] * 5, strict=True):
+            if text is not None and not isinstance(value, str):
+                json.loads(text)  # JSON, never a Python repr
+    assert [r["json"]["n"] for r in hf] == [1.0, 2.5, 1.0, 2.5, 1.0]
+    assert json.loads(from_tar[0]["meta"]) == {"a": 1} and from_tar[1]["meta"] == "x"
