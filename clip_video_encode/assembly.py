@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
 from .dataset import EncodeJob, RunMismatch, caption_text, finish_sample
@@ -83,7 +83,7 @@ class Assembly:
         self.slots: dict[int, Slot] = {}  # videos handed out and not yet finished
         self.writers: dict[int, ShardWriter] = {}
         self.done_here: dict[int, tuple[Counter, list]] = {}  # shard -> its rows done here
-        self.scratch = tempfile.mkdtemp(prefix="clip-video-encode-")
+        self.scratch = make_scratch("clip-video-encode-")  # and dead runs' removed
         self.finished = 0
 
     @property

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from .scratch import make_scratch
 from .status import FAILED_TO_DECODE, TIMEOUT
 from .video import Chunk, FrameOptions, Task, sample_video
 
@@ -101,8 +102,9 @@ def _worker_main(conn: Connection, options: FrameOptions, workdir: str) -> None:
 class _Worker:
     def __init__(self, ctx, options: FrameOptions) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        # The parent owns the scratch folder: a worker killed mid-download cannot clean up.
-        self.workdir = tempfile.mkdtemp(prefix="video2numpy-worker-")
+        # The parent owns the scratch folder: a worker killed mid-download cannot clean up;
+        # one whose parent was killed too is removed by a later run (scratch.py).
+        self.workdir = make_scratch("video2numpy-worker-")
         self.process = ctx.Process(
             target=_worker_main, args=(child, options, self.workdir), daemon=True
         )
