@@ -14,6 +14,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 # Only light imports here: each decode worker (a spawned process) imports this module again
 # as its parent's main module, and would otherwise carry pyarrow, fsspec and the rest, about
 # 40 MB per worker, for nothing. main() imports them.
@@ -72,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="clip-video-encode",
         description="Encode videos into a webdataset of CLIP frame embeddings.",
+        **with_examples(
+            "clip-video-encode videos.csv --dest embeddings --fps 1",
+            'clip-video-encode "shards/{00000..00099}.tar" --dest s3://bucket/emb --num-frames 8',
+            "clip-video-encode k400.parquet --dest k400 --distributor ray --retry-failed",
+        ),
     )
     parser.add_argument("src", help="a table of videos (csv/tsv/parquet/jsonl/txt) or one video")
     parser.add_argument("--dest", required=True, help="output folder or fsspec URL")

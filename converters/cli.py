@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 from . import ConvertError, Report, convert_rows, converters
 from .output import write_rows
 
@@ -17,6 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="video-convert",
         description="Turn a public dataset's annotation files into the input table of"
         " video2numpy / clip-video-encode (columns id, location, caption, start, end, split).",
+        **with_examples(
+            "video-convert --list",
+            "video-convert kinetics k400/val.csv --video-root k400/videos --out k400_val.parquet",
+            "video-convert vatex vatex_training_v1.0.json --out vatex_train.parquet --strict",
+        ),
     )
     parser.add_argument("dataset", nargs="?", help="dataset name (see --list)")
     parser.add_argument("annotations", nargs="*", help="the dataset's annotation files")

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .decode import BACKENDS
+from .examples import with_examples
 from .fetch import FetchOptions
 from .jsonsafe import dumps
 from .npy import NpyWriter
@@ -168,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="video2numpy",
         description="Decode and sample videos into uint8 numpy arrays (NAME.npy + NAME.json).",
+        **with_examples(
+            "video2numpy videos.csv --dest frames --fps 1 --size 224",
+            "video2numpy clip.mp4 --dest frames --num-frames 8",
+            "video2numpy urls.txt --dest s3://bucket/frames --fps 2 --start 10 --end 20",
+        ),
     )
     parser.add_argument("src", help="a video path or URL, a YouTube id, or a table of videos")
     parser.add_argument("--dest", required=True, help="output folder (local)")

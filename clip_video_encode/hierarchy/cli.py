@@ -8,6 +8,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 from .build import HierarchyOptions, build
 
 
@@ -16,6 +18,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="clip-video-hierarchy",
         description="Clip-, segment- and video-level features for hierarchical video models"
         " (the Video ReCap layout).",
+        **with_examples(
+            "clip-video-hierarchy lectures --out lectures_hierarchy",
+            "clip-video-hierarchy s3://bucket/ego4d --out ego4d_h --clip-seconds 4 --dtype float16",
+        ),
     )
     parser.add_argument("dataset", help="a clip-video-encode output (folder or URL)")
     parser.add_argument("--out", required=True, help="output folder (or fsspec URL)")

@@ -8,6 +8,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 from ..encoder import EncoderLoadError
 from .ann import build_ann, rank_moments_ann
 from .index import SearchIndex, build_index, frame_scores, read_run
@@ -24,6 +26,10 @@ def serve_main(argv: Sequence[str]) -> int:
         prog="clip-video-search serve",
         description="Serve a search page and a JSON API over one or more datasets; the index"
         " and the text tower are loaded once.",
+        **with_examples(
+            "clip-video-search serve embeddings",
+            "clip-video-search serve k400 msrvtt --host 0.0.0.0 --port 8080",
+        ),
     )
     parser.add_argument("datasets", nargs="+", help="clip-video-encode outputs")
     parser.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1: this machine)")
@@ -70,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="clip-video-search",
         description="Find the moments of a clip-video-encode dataset's videos that match a"
         " text or an image (QUERY naming an image file).",
+        **with_examples(
+            'clip-video-search embeddings "a dog catching a frisbee" --top 5',
+            "clip-video-search embeddings query.jpg --html report.html",
+            "clip-video-search serve embeddings",
+        ),
     )
     parser.add_argument(
         "dataset", help="a clip-video-encode output folder or fsspec URL (s3://bucket/ds)"

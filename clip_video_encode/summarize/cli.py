@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 from ..encoder import EncoderLoadError
 from .options import add_summary_options, embed_queries, summary_options
 from .summary import SummaryOptions
@@ -35,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Summaries of a clip-video-encode dataset's videos: shots, scored by their"
         " frames' similarity to the queries, chosen under a length budget. 'clip-video-summarize"
         " eval --help': evaluation on TVSum and SumMe.",
+        **with_examples(
+            'clip-video-summarize embeddings --query "a goal" --html summaries.html',
+            "clip-video-summarize embeddings VIDEO_ID --budget 0.1 --video summaries/",
+            "clip-video-summarize eval --tvsum-anno ydata-tvsum50-anno.tsv --baselines random",
+        ),
     )
     parser.add_argument("dataset", help="a clip-video-encode output (folder or URL)")
     parser.add_argument(

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from video2numpy.examples import with_examples
+
 from ..encoder import EncoderLoadError
 from .annotations import Annotation, merge, read_h5, read_summe, read_tvsum
 from .evaluate import (
@@ -42,6 +44,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         prog=PROG,
         description="Keyshot F-score, Kendall's tau and Spearman's rho of summaries against"
         " TVSum / SumMe annotations, beside the human (leave-one-out) and random baselines.",
+        **with_examples(
+            "clip-video-summarize eval --tvsum-anno ydata-tvsum50-anno.tsv --baselines random",
+            "clip-video-summarize eval --tvsum-anno tvsum-anno.tsv --tvsum-info tvsum-info.tsv"
+            " --dataset tvsum --query-field title",
+        ),
     )
     truth = parser.add_argument_group("annotations")
     truth.add_argument("--tvsum-anno", help="ydata-tvsum50-anno.tsv")

@@ -13,6 +13,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 from ..encoder import EncoderLoadError, resolve_device
 from ..search import read_run
 from ..search.query import query_encoder, query_weights
@@ -59,6 +61,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="clip-video-train",
         description="Train an aggregator of frame embeddings against the captions (InfoNCE).",
+        **with_examples(
+            "clip-video-train msrvtt_train --out aggregator --aggregator attention --epochs 10",
+            "clip-video-train webvid --out aggregator --aggregator cross-attention --max-frames 32",
+        ),
     )
     _common(parser, aggregator=None)
     parser.add_argument("--aggregator", default="attention",
@@ -110,7 +116,12 @@ def pool_main(argv: Sequence[str] | None = None) -> int:
     from .pool import pool_dataset
 
     parser = argparse.ArgumentParser(
-        prog="clip-video-pool", description="One embedding per video, as a parquet file."
+        prog="clip-video-pool",
+        description="One embedding per video, as a parquet file.",
+        **with_examples(
+            "clip-video-pool embeddings --out pooled.parquet",
+            "clip-video-pool embeddings --aggregator aggregator/best.pt --out pooled.parquet",
+        ),
     )
     _common(parser)
     parser.add_argument("--out", required=True, help="videos.parquet (local or fsspec URL)")
@@ -131,6 +142,11 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="clip-video-eval",
         description="Zero-shot classification, text-video retrieval, linear probes.",
+        **with_examples(
+            "clip-video-eval zeroshot k400_val --labels k400_classes.txt",
+            "clip-video-eval retrieval msrvtt_test --aggregator aggregator/best.pt",
+            "clip-video-eval linear-probe k400_train k400_val --label-column label",
+        ),
     )
     sub = parser.add_subparsers(dest="protocol", required=True)
     zs = sub.add_parser("zeroshot", help="classify by the class names' text embeddings")
