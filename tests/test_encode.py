@@ -137,9 +137,12 @@ def test_checkpoint_is_memory_mapped_into_the_parameters(checkpoint, tmp_path):
     image_only = load_model(MODEL, checkpoint, "cpu", text=False)
     for name, tensor in image_only.visual.state_dict().items():
         assert torch.equal(tensor, state[f"visual.{name}"]), name
-    # No copy: the parameters are the file's pages (so unread text weights cost no memory).
+    # The kept tower is copied out of the file's mapping (a file overwritten in place would
+    # change a mapped model); the unread text tower's weights stay mapped, never read.
     pointer = image_only.visual.conv1.weight.data_ptr()
-    assert any(lo <= pointer < hi for lo, hi in mapped_ranges(checkpoint))
+    assert not any(lo <= pointer < hi for lo, hi in mapped_ranges(checkpoint))
+    text_pointer = image_only.transformer.resblocks[0].mlp.c_fc.weight.data_ptr()
+    assert any(lo <= text_pointer < hi for lo, hi in mapped_ranges(checkpoint))
     assert image_only.attn_mask.is_meta  # a text-tower buffer that was never built
     # With the text tower: the same text embeddings as open_clip's own loading.
     reference = open_clip.create_model(MODEL, pretrained=checkpoint).eval()
