@@ -33,7 +33,10 @@ from .writer import Sample, committed_shards, stats_path
 # weights_sha256: the weights themselves (a path or tag may name other weights another day).
 _BINDING = ("input", "model", "pretrained", "weights_sha256", "embed_dim", "sampling", "resize",
             "samples_per_shard", "columns", "caption_similarity", "output_format", "engine",
-            "precision")  # fmt: skip
+            "precision", "batch_size", "batch_group")  # fmt: skip
+# Settings a run.json written before they were recorded did not bind (batches then followed
+# the decoders' timing): such a destination resumes with today's.
+_UNRECORDED_FREE = ("batch_size", "batch_group")
 # What a run.json written before a setting existed meant by it. Its weights are unknown: such
 # a run is not resumed blindly; the message shows the digest to add if they are these weights.
 _BINDING_DEFAULTS = {
@@ -93,22 +96,28 @@ class Input:
     tar_input: bool
 
 
-def with_precision_of_dest(job: EncodeJob) -> EncodeJob:
-    """``--precision auto`` depends on the machine (bf16 only on CPUs with AMX, fp16 on GPUs),
-    and the rule itself has changed once: a destination begun elsewhere or earlier keeps the
-    precision it was begun with, so that rerunning the same command resumes it instead of
-    being refused for another precision. A new destination is left to ``auto``."""
-    if job.encoder.precision != "auto":
-        return job
+def with_choices_of_dest(job: EncodeJob) -> EncodeJob:
+    """What the machine chooses when it is not given: ``--precision auto`` (bf16 only on CPUs
+    with AMX, fp16 on GPUs; the rule itself has changed once) and the batch size (by device,
+    precision and cores). A destination begun elsewhere or earlier keeps what it was begun
+    with, so that rerunning the same command resumes it, with the same batches, instead of
+    being refused. A new destination is left to the machine."""
     fs, path = fsspec.core.url_to_fs(job.dest)
     try:
         with fs.open(f"{path.rstrip('/')}/run.json") as f:
-            begun = json.load(f).get("precision")
-    except (FileNotFoundError, ValueError, AttributeError):  # none, or prepare_run says why
+            begun = json.load(f)
+    except (FileNotFoundError, ValueError):  # none, or prepare_run says why
         return job
-    if begun not in PRECISIONS or begun == "auto":
+    if not isinstance(begun, dict):
         return job
-    return dataclasses.replace(job, encoder=dataclasses.replace(job.encoder, precision=begun))
+    encoder = job.encoder
+    precision = begun.get("precision")
+    if encoder.precision == "auto" and precision in PRECISIONS and precision != "auto":
+        encoder = dataclasses.replace(encoder, precision=precision)
+    size = begun.get("batch_size")
+    if encoder.batch_size is None and isinstance(size, int) and size >= 1:
+        encoder = dataclasses.replace(encoder, batch_size=size)
+    return dataclasses.replace(job, encoder=encoder)
 
 
 def read_input(job: EncodeJob) -> Input:
@@ -200,7 +209,8 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
     listing = _names(fs, dest)
     if "run.json" in listing:
         previous = {**_BINDING_DEFAULTS, **_read_run(fs, run_path)}
-        diff = [k for k in _BINDING if _jsonable(previous.get(k)) != _jsonable(settings.get(k))]
+        diff = [k for k in _BINDING if _jsonable(previous.get(k)) != _jsonable(settings.get(k))
+                and not (k in _UNRECORDED_FREE and k not in previous)]  # fmt: skip
         if diff:
             lines = "; ".join(
                 f"{k}: {previous.get(k)!r} there, {settings.get(k)!r} now" for k in diff

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .batching import GROUP_VIDEOS
 from .weights import (
     RANDOM_SEED,
     EncoderLoadError,
@@ -275,6 +276,10 @@ class Encoder:
             "weights_sha256": self.weights_sha256,
             **seed,
             "precision": self.precision,
+            # Which frames share a batch (clip_video_encode.batching) moves embeddings by an
+            # ulp: part of what the bytes depend on.
+            "batch_size": self.batch_size,
+            "batch_group": GROUP_VIDEOS,
             "engine": self.engine,
             "device": self.device,
             "embed_dim": self.embed_dim,

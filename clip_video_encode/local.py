@@ -29,7 +29,7 @@ from .dataset import (
     prepare_run,
     read_input,
     record_in_run,
-    with_precision_of_dest,
+    with_choices_of_dest,
 )
 from .encoder import Encoder, EncoderFidelityError
 from .lease import Lease
@@ -49,7 +49,7 @@ def encode_dataset(
 ) -> dict:
     """Run ``job`` with the local executor; returns the run's summary (see ``prepare_run``)."""
     read = read_input(job)  # first: unusable input costs no model loading and no dest
-    job = with_precision_of_dest(job)
+    job = with_choices_of_dest(job)
     encoder = encoder or Encoder(job.encoder)  # then: a bad model leaves no empty dest
     fs, dest = open_destination(job.dest)
     with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes

@@ -40,7 +40,7 @@ from .dataset import (
     prepare_run,
     read_input,
     record_in_run,
-    with_precision_of_dest,
+    with_choices_of_dest,
 )
 from .lease import Lease
 from .ray_actors import Actors
@@ -62,7 +62,7 @@ def encode_dataset_ray(
     options = options or RayOptions()
     actors = actors or Actors()
     read = read_input(job)  # before any actor: unusable input fails at once, nothing created
-    job = with_precision_of_dest(job)
+    job = with_choices_of_dest(job)
     started_here = not ray.is_initialized()
     if started_here:
         address = options.address or os.environ.get("RAY_ADDRESS")

@@ -2,6 +2,7 @@
 uninterrupted run's bytes, and a rerun that would write other bytes is refused before it
 changes anything."""
 
+import json
 import os
 import random
 import shutil
@@ -93,6 +94,7 @@ def test_killed_at_a_random_moment_then_resumed(listing, tmp_path, checkpoint, s
         ("--precision", "bf16"),
         ("--max-frames", "3"),
         ("--output-format", "files"),
+        ("--batch-size", "4"),
     ],
     ids=lambda c: c[0],
 )
@@ -121,3 +123,26 @@ def test_a_rerun_on_another_input_is_refused_and_changes_nothing(
     finally:
         listing.write_text(text)  # the module's other tests read it
     assert snapshot(dest) == before
+
+
+def test_a_rerun_without_batch_size_resumes_with_the_destinations(finished, checkpoint):
+    """The batch size a machine picks by itself is the destination's on a rerun: the same
+    batches, the same bytes (the batch moves embeddings by an ulp)."""
+    listing, dest = finished
+    before = data_files(dest)
+    assert json.loads((dest / "run.json").read_text())["batch_size"] == 8
+    (dest / "00001_stats.json").unlink()  # an interrupted shard, done again
+    command = argv(listing, dest, checkpoint)
+    i = command.index("--batch-size")
+    assert main(command[:i] + command[i + 2 :]) == 0
+    assert data_files(dest) == before
+
+
+def test_a_run_json_from_before_batches_were_recorded_resumes(finished, checkpoint):
+    listing, dest = finished
+    run = json.loads((dest / "run.json").read_text())
+    del run["batch_size"], run["batch_group"]
+    (dest / "run.json").write_text(json.dumps(run))
+    (dest / "00002_stats.json").unlink()
+    assert main(argv(listing, dest, checkpoint)) == 0
+    assert (dest / "00002_stats.json").exists()
