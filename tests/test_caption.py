@@ -309,6 +309,13 @@ def test_a_rerun_with_other_settings_or_over_a_foreign_file_is_refused(
     assert foreign.read_bytes() == b"a user's own file"
     with pytest.raises(ValueError, match="NAME.parquet"):
         caption_dataset(_job(src, tmp_path / "c.csv", tiny), captioner, False)
+    with pytest.raises(ValueError, match="is the input"):  # recaptioning a table in place
+        caption_dataset(_job(str(out), out, tiny), captioner, False)
+    (tmp_path / "d.parquet.parts").write_text("a user's file")
+    with pytest.raises(RunMismatch, match="not a parts folder"):
+        caption_dataset(_job(src, tmp_path / "d.parquet", tiny), captioner, False)
+    with pytest.raises(ValueError, match="--batch-size must be >= 1"):
+        _job(src, out, tiny, batch_size=0)
 
 
 def test_tars_keep_their_keys_and_a_sample_without_video_keeps_its_row(

@@ -35,7 +35,7 @@ from ..shards import Columns
 from .frames import Clip, ClipPlan, sample_clips
 from .model import Captioner, CaptionerOptions
 from .source import Source, read_source
-from .table import RESERVED, Parts, check_out, output_row, shard_table
+from .table import CAPTION_MODES, RESERVED, Parts, check_out, output_row, shard_table
 
 # Settings that change the bytes written: a rerun into the same parts folder must match them.
 BINDING = ("input", "input_sha256", "rows", "per", "window_seconds", "samples_per_shard",
@@ -57,14 +57,20 @@ class CaptionJob:
     workers: int = 4  # rows sampled ahead, in threads
     encoding: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.caption_mode not in CAPTION_MODES:
+            raise ValueError(f"--caption must be one of {', '.join(CAPTION_MODES)}")
+        for name in ("samples_per_shard", "workers", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
 
 def caption_dataset(job: CaptionJob, captioner: Captioner | None = None,
                     progress: bool | None = None) -> dict:  # fmt: skip
     """Run ``job``; returns its summary. Unusable input fails before the model loads, and a
     model that cannot load fails before anything is written."""
-    check_out(job.out)
-    if job.samples_per_shard < 1 or job.workers < 1:
-        raise ValueError("--samples-per-shard and --workers must be >= 1")
+    check_out(job.out, job.src)
     source = read_source(job.src, job.columns, job.samples_per_shard, job.plan.per, RESERVED,
                          job.encoding)  # fmt: skip
     captioner = captioner or Captioner(job.captioner)
@@ -77,8 +83,6 @@ def caption_dataset(job: CaptionJob, captioner: Captioner | None = None,
     done = parts.committed()
     todo = [s for s in source.shards if s.name not in done]
     batch = job.batch_size or (32 if captioner.device.startswith("cuda") else 4)
-    if batch < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {batch}")
     summary = Summary(len(source.shards), len(source.shards) - len(todo), job.out)
     for name in {s.name for s in source.shards} - {s.name for s in todo}:
         summary.add(done[name], written=False)

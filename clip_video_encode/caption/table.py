@@ -59,12 +59,23 @@ def parts_path(out: str) -> str:
     return f"{out.rstrip('/')}.parts"
 
 
-def check_out(out: str) -> None:
-    """``--out`` must name a parquet file (what clip-video-encode reads by its suffix)."""
+def check_out(out: str, src: str) -> None:
+    """``--out`` must name a parquet file (what clip-video-encode reads by its suffix), and
+    neither the input nor a place inside it: the input is read, never written over."""
     if not out.split("?", 1)[0].lower().endswith(".parquet"):
         raise ValueError(
             f"--out {out}: the caption table is a parquet file; name it NAME.parquet"
             " (clip-video-encode then reads it as input)"
+        )
+    if "://" in out or "://" in src:
+        same = out.rstrip("/") == src.rstrip("/")
+    else:
+        mine, theirs = os.path.realpath(out), os.path.realpath(src)
+        same = mine == theirs or os.path.realpath(parts_path(out)).startswith(theirs + os.sep)
+    if same:
+        raise ValueError(
+            f"--out {out} is the input ({src}) or inside it: the input is read, never written"
+            " over; choose another --out"
         )
 
 
@@ -141,6 +152,10 @@ class Parts:
         """Write ``run.json``, or check a previous one: other settings are refused."""
         fs, run = self.fs, f"{self.path}/run.json"
         fs.invalidate_cache(self.path)
+        if fs.exists(self.path) and not fs.isdir(self.path):
+            raise RunMismatch(
+                f"{self.path} exists and is not a parts folder: remove it or choose another --out"
+            )
         if not fs.exists(run):
             if fs.exists(self.out_path):
                 raise RunMismatch(
