@@ -6,6 +6,7 @@ report of a Ray run. The driver runs one lane, or each ``--pipelines`` actor run
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
@@ -25,7 +26,14 @@ from .dataset import (
 )
 from .encoder import EncoderFidelityError, cosine_to
 from .ray_actors import Actors, _load_error
-from .ray_plan import GROUP_SECONDS, HEARTBEAT_SECONDS, MAX_GROUP, Pools, RayOptions
+from .ray_plan import (
+    GROUP_SECONDS,
+    HEARTBEAT_SECONDS,
+    MAX_GROUP,
+    Pools,
+    RayOptions,
+    same_encoders,
+)
 
 
 @dataclass
@@ -129,11 +137,17 @@ class Lane:
         # Decoders start while the encoders load the model (frame options come per video).
         self.decoders = [self._new_decoder() for _ in range(self.n_decoders)]
         try:
-            description, batch_size = ray.get(
-                [self.encoders[0].describe.remote(), self.encoders[0].batch_size.remote()]
-            )
+            asked = [r for e in self.encoders for r in (e.describe.remote(),
+                                                         e.batch_size.remote())]  # fmt: skip
+            answers = ray.get(asked)
+            started = list(zip(answers[::2], answers[1::2], strict=True))
         except ray.exceptions.RayActorError as exc:  # the model failed to load: say why
             raise _load_error(exc) from exc
+        description, batch_size = same_encoders(started)
+        # A replacement must load these weights and encode batches of this size.
+        self.encoder_options = dataclasses.replace(
+            self.job.encoder, batch_size=batch_size, weights_sha256=description["weights_sha256"]
+        )
         return description, batch_size
 
     def stop(self) -> None:
@@ -444,7 +458,7 @@ class Lane:
         if not any(e is dead for e in self.encoders):
             return  # already replaced (several of its batches failed)
         self.ray.kill(dead)
-        fresh = self.encoder_actor.remote(self.job.encoder, self.options.encoder_threads)
+        fresh = self.encoder_actor.remote(self.encoder_options, self.options.encoder_threads)
         self.encoders = [fresh if e is dead else e for e in self.encoders]
         self.load[id(fresh)] = 0
         # Batches still in flight on the dead encoder fail on their own and are retried.

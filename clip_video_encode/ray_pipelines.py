@@ -31,7 +31,8 @@ from .dataset import EncodeJob, Input, Summary, open_destination, prepare_run, r
 from .lease import Lease
 from .ray_actors import Actors, _load_error
 from .ray_lane import Lane, Progress
-from .ray_plan import Pools, RayOptions
+from .ray_plan import Pools, RayOptions, same_encoders
+from .weights import EncoderLoadError
 from .writer import stats_path
 
 REPORT_SECONDS = 0.5  # a pipeline reports its progress at most this often (and on commits)
@@ -151,7 +152,12 @@ def encode_in_pipelines(
         for pipeline in pipelines.values():
             ray.kill(pipeline)
         raise _load_error(exc.cause) from None
-    description, batch_size = started[0]
+    try:
+        description, batch_size = same_encoders(started)
+    except EncoderLoadError:
+        for pipeline in pipelines.values():
+            ray.kill(pipeline)
+        raise
     fs, dest = open_destination(job.dest)
     try:
         with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes

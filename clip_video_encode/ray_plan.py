@@ -1,9 +1,11 @@
-"""What a Ray run starts: its options, and the cluster's decoders and encoders split into lanes
-(one per ``--pipelines``)."""
+"""What a Ray run starts: its options, the cluster's decoders and encoders split into lanes
+(one per ``--pipelines``), and the check that the encoders it started agree."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .weights import EncoderLoadError
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,25 @@ def plan_pools(options: RayOptions, resources: dict, driver_cpus: int) -> list[P
 
 def _share(total: int, parts: int, i: int) -> int:
     return total // parts + (i < total % parts)
+
+
+def same_encoders(started: list[tuple[dict, int]]) -> tuple[dict, int]:
+    """The encoders' common description and batch size. Encoders on other nodes that loaded
+    other weights (another file at the same path) would mix two models in one dataset, and
+    another batch size (a CPU node beside GPU ones) would batch frames otherwise: both stop
+    the run before anything is written."""
+    description, batch_size = started[0]
+    for other, size in started[1:]:
+        if other.get("weights_sha256") != description.get("weights_sha256"):
+            raise EncoderLoadError(
+                "the encoder actors loaded different weights (sha256"
+                f" {description.get('weights_sha256')} and {other.get('weights_sha256')}):"
+                " give every node the same checkpoint file"
+            )
+        if size != batch_size or other.get("precision") != description.get("precision"):
+            raise EncoderLoadError(
+                f"the encoder actors chose different batch sizes or precisions ({batch_size}"
+                f" {description.get('precision')} and {size} {other.get('precision')}: nodes"
+                " of other kinds): give --batch-size and --precision"
+            )
+    return description, batch_size

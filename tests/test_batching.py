@@ -154,3 +154,19 @@ def test_killed_and_resumed_run_writes_the_bytes_of_an_uninterrupted_one(
     for name in sorted(os.listdir(reference)):
         if name.endswith((".tar", ".parquet")):
             assert (dest / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_ray_encoders_that_disagree_stop_the_run():
+    """Encoder actors on other nodes that loaded another file, or chose another batch size
+    (a CPU node beside GPU ones), would mix models or batch otherwise: refused."""
+    import pytest
+
+    from clip_video_encode.ray_plan import same_encoders
+    from clip_video_encode.weights import EncoderLoadError
+
+    one = {"weights_sha256": "a" * 64, "precision": "fp16"}
+    assert same_encoders([(one, 256), (dict(one), 256)]) == (one, 256)
+    with pytest.raises(EncoderLoadError, match="different weights"):
+        same_encoders([(one, 256), ({**one, "weights_sha256": "b" * 64}, 256)])
+    with pytest.raises(EncoderLoadError, match="--batch-size"):
+        same_encoders([(one, 256), ({**one, "precision": "fp32"}, 16)])
