@@ -19,11 +19,13 @@ from clip_video_encode.mix.identity import (
     youtube_of_name,
 )
 from clip_video_encode.mix.windows import (
+    _first_across_groups,
     excluded_partner,
     first_across_groups,
     greedy,
     iou,
     overlap_partner,
+    partitioned,
 )
 
 YT = "abc_DEF-123"  # 11 characters, with the _ and - that ids may hold
@@ -203,6 +205,8 @@ def test_fast_same_source_equals_the_greedy_rule(data):
     fast = first_across_groups(code, start, end, group)
     slow = greedy(code, start, end, group, rank)
     assert ((fast >= 0) == (slow >= 0)).all()
+    in_parts = partitioned(_first_across_groups, code, start, end, group, parts=3)
+    assert (in_parts == fast).all()  # rows of a source are in one part: the same answer
     for r in np.flatnonzero(fast >= 0):  # every partner is a kept row of an earlier input
         p = fast[r]
         assert fast[p] < 0 and group[p] < group[r] and code[p] == code[r]
@@ -215,8 +219,11 @@ def test_fast_same_source_equals_the_greedy_rule(data):
 
 
 @settings(max_examples=40, deadline=None)
-@given(interval_rows(), interval_rows())
-def test_exclusion_by_video_and_by_window(rows_, evaluation):
+@given(interval_rows(), interval_rows(), st.sampled_from([2_000_000, 7]))
+def test_exclusion_by_video_and_by_window(rows_, evaluation, part_rows):
+    import clip_video_encode.mix.windows as windows
+
+    windows.PART_ROWS = part_rows  # 7: in parts, as ten million rows are
     code, start, end, _ = rows_
     ecode, estart, eend, _ = evaluation
     video = excluded_partner(code, start, end, ecode, estart, eend, "video")
@@ -229,6 +236,7 @@ def test_exclusion_by_video_and_by_window(rows_, evaluation):
     expected = [any(ecode[j] == code[i] and iou(start[i], end[i], estart[j], eend[j]) >= 0.5
                     for j in range(len(ecode))) for i in range(len(code))]  # fmt: skip
     assert ((at_half >= 0) == np.array(expected)).all()
+    windows.PART_ROWS = 2_000_000
 
 
 # -- content ----------------------------------------------------------------------------------

@@ -272,12 +272,25 @@ def _youtube_fast(values: pa.Array) -> pa.Array:
     )
 
 
+def _np(mask) -> np.ndarray:
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _take(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    return values.take(pa.array(rows, pa.int64()))
+
+
 def table_sources(
     table: pa.Table, digest: Callable[[str], str | None] = file_digest
 ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
     """``(sources, starts, ends, kinds)`` of every row: the same as :func:`row_source` row by
     row (``sources`` a string array, null for kind ``none``; ``kinds`` indices into
-    :data:`KINDS`)."""
+    :data:`KINDS`).
+
+    Rule by rule, a row is settled here only when every earlier rule surely does not apply
+    to it (its column is null, or its text cannot match); each rule looks only at the rows
+    still open that could match it, so a table of converter output (``youtube_id`` on every
+    row) costs one pass over that column. Every row left open goes to :func:`row_source`."""
     n = table.num_rows
     youtube_id, location, url, ident = (
         _strings(_column(table, c), n) for c in ("youtube_id", "location", "url", "id")
@@ -285,44 +298,69 @@ def table_sources(
     starts, ends, clip_starts, clip_ends = (
         _numbers(_column(table, c), n) for c in ("start", "end", "clip_start", "clip_end")
     )
-    null = pa.scalar(None, pa.string())
-    # Rule by rule, a row is settled here only when every earlier rule surely does not apply
-    # (its column is null); every other row is left to row_source.
-    from_column = _match(youtube_id, rf"^(?P<id>{_YT})$", "id")
-    from_location = _youtube_fast(location)
-    clip = pc.extract_regex(ident, _FAST_CLIP)
-    activitynet = _match(ident, _FAST_ACTIVITYNET, "id")
-    from_id = pc.coalesce(pc.if_else(pc.is_valid(clip), pc.struct_field(clip, "id"), null),
-                          activitynet)  # fmt: skip
-    web = _match(location, _FAST_URL, "rest")
-    web = pc.if_else(pc.match_substring(web, "youtu"), null, web)
-    no_youtube_id, no_url = pc.is_null(youtube_id), pc.is_null(url)
-    # A location that is surely no YouTube video: none, an absolute path, another scheme's URL.
-    other_scheme = pc.and_(
-        pc.match_substring_regex(location, r"^[A-Za-z][A-Za-z0-9+.-]*://"),
-        pc.invert(pc.match_substring_regex(location, r"^(?i)https?://")),
+    parts: list[pa.Array] = []  # settled sources, rule by rule; ``where`` points into them
+    where = np.full(n, -1, np.int64)
+    kinds = np.ones(n, np.int8)  # url, unless settled as youtube or left to row_source
+    used = 0
+
+    def settle(rows: np.ndarray, values: pa.Array, prefix: str, kind: int) -> None:
+        nonlocal used
+        parts.append(pc.binary_join_element_wise(prefix, values, ""))
+        where[rows] = used + np.arange(len(rows))
+        kinds[rows] = kind
+        used += len(rows)
+
+    no_youtube_id, no_url = _np(pc.is_null(youtube_id)), _np(pc.is_null(url))
+    # 1. the youtube_id column
+    if youtube_id.null_count < n:
+        ok = _np(pc.match_substring_regex(youtube_id, rf"^{_YT}$"))
+        settle(np.flatnonzero(ok), youtube_id.filter(pa.array(ok)), "youtube:", 0)
+    # 2. a YouTube URL or bare id in location (only text holding "youtu" or of 11 characters)
+    rows = np.flatnonzero(no_youtube_id & (where < 0))
+    if len(rows):
+        at = _take(location, rows)
+        maybe = _np(pc.match_substring(at, "youtu")) | _np(pc.equal(pc.utf8_length(at), 11))
+        rows = rows[maybe]
+    if len(rows):
+        found = _youtube_fast(_take(location, rows))
+        ok = _np(pc.is_valid(found))
+        settle(rows[ok], found.filter(pa.array(ok)), "youtube:", 0)
+    # 3. a clip name or v_<id> in id, when location is surely no YouTube video and no url;
+    # the id's clip name also gives the window of rows without start, end or clip bounds.
+    no_window = np.isnan(starts) & np.isnan(ends) & np.isnan(clip_starts) & np.isnan(clip_ends)
+    clip_rows = np.flatnonzero(((where < 0) | no_window) & _np(pc.match_substring(ident, "_")))
+    names = _take(ident, clip_rows)  # both name forms hold a "_"
+    clip = pc.extract_regex(names, _FAST_CLIP)
+    clip_ok = _np(pc.is_valid(clip))
+    name_id = pc.coalesce(
+        pc.if_else(pc.is_valid(clip), pc.struct_field(clip, "id"), pa.scalar(None, pa.string())),
+        _match(names, _FAST_ACTIVITYNET, "id"),
     )
-    not_youtube = pc.or_(
-        pc.is_null(location), pc.or_(pc.starts_with(location, "/"), other_scheme)
-    ).fill_null(True)
-    youtube = pc.coalesce(
-        from_column,
-        pc.if_else(no_youtube_id, from_location, null),
-        pc.if_else(pc.and_(pc.and_(no_youtube_id, no_url), not_youtube), from_id, null),
-    )
-    no_id_name = pc.is_null(from_id)  # the id is no clip name, whatever else it is
-    http = pc.if_else(pc.and_(pc.and_(no_youtube_id, no_url), no_id_name), web, null)
-    sources = pc.coalesce(pc.binary_join_element_wise("youtube:", youtube, ""),
-                          pc.binary_join_element_wise("url:", http, ""))  # fmt: skip
-    kinds = np.where(pc.is_valid(youtube).to_numpy(zero_copy_only=False), 0, 1).astype(np.int8)
+    has_name = np.zeros(n, bool)
+    has_name[clip_rows] = _np(pc.is_valid(name_id))
+    pick = (where[clip_rows] < 0) & no_youtube_id[clip_rows] & no_url[clip_rows] & has_name[
+        clip_rows]  # fmt: skip
+    if pick.any():
+        at = _take(location, clip_rows[pick])  # surely no YouTube video there:
+        surely = _np(pc.is_null(at)) | _np(pc.starts_with(at, "/")) | (  # none, a path,
+            _np(pc.match_substring_regex(at, r"^[A-Za-z][A-Za-z0-9+.-]*://"))  # another
+            & ~_np(pc.match_substring_regex(at, r"^(?i)https?://")))  # scheme  # fmt: skip
+        pick[pick] = surely
+    settle(clip_rows[pick], name_id.filter(pa.array(pick)), "youtube:", 0)
+    # 4. an http URL already in its normal form, not YouTube's, in location (has_name is
+    # known for every row still open: they all went through step 3's test)
+    web = np.flatnonzero((where < 0) & no_youtube_id & no_url & ~has_name)
+    if len(web):
+        at = _take(location, web)
+        rest = _match(at, _FAST_URL, "rest")
+        ok = _np(pc.is_valid(rest)) & ~_np(pc.match_substring(rest, "youtu"))
+        settle(web[ok], rest.filter(pa.array(ok)), "url:", 1)
     # Windows: start/end, else clip_start/clip_end, else the id's clip name.
-    clip_valid = pc.is_valid(clip).to_numpy(zero_copy_only=False)
-    name_start = np.full(n, np.nan)
-    name_end = np.full(n, np.nan)
-    if clip_valid.any():
+    name_start, name_end = np.full(n, np.nan), np.full(n, np.nan)
+    if clip_ok.any():
         for out, group in ((name_start, "s"), (name_end, "e")):
-            digits = pc.struct_field(clip, group).filter(pa.array(clip_valid))
-            out[clip_valid] = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
+            digits = pc.struct_field(clip, group).filter(pa.array(clip_ok))
+            out[clip_rows[clip_ok]] = pc.cast(digits, pa.float64()).to_numpy(zero_copy_only=False)
     start, end = np.full(n, np.nan), np.full(n, np.nan)
     known = np.zeros(n, bool)
     for s, e in ((starts, ends), (clip_starts, clip_ends), (name_start, name_end)):
@@ -335,21 +373,26 @@ def table_sources(
     start[empty], end[empty] = 0.0, np.inf
     # A row with no window of its own and a local location may be named by its file (the
     # stem rule): row_source decides those, and every row not settled above.
-    settled = pc.is_valid(sources).to_numpy(zero_copy_only=False)
-    web_location = pc.match_substring_regex(location, "^https?://").fill_null(False)
-    no_window = (
-        ~known
-        & location.is_valid().to_numpy(zero_copy_only=False)
-        & (~web_location.to_numpy(zero_copy_only=False))
-    )
-    rest = np.flatnonzero(~settled | no_window)
-    if len(rest) == 0:
-        return sources, start, end, kinds
-    out = sources.to_pylist()
-    columns = {c: _column(table, c) for c in SOURCE_COLUMNS if c in table.column_names}
-    picked = {c: col.take(pa.array(rest)).to_pylist() for c, col in columns.items()}
-    for j, i in enumerate(rest.tolist()):
-        found = row_source({c: v[j] for c, v in picked.items()}, digest)
-        out[i], start[i], end[i] = found.source, found.start, found.end
-        kinds[i] = KINDS.index(found.kind)
-    return pa.array(out, pa.string()), start, end, kinds
+    no_window = ~known
+    if no_window.any():
+        maybe = np.flatnonzero(no_window)
+        at = _take(location, maybe)
+        no_window[maybe] = _np(pc.is_valid(at)) & ~_np(pc.match_substring_regex(
+            at, "^https?://"))  # fmt: skip
+    rest = np.flatnonzero((where < 0) | no_window)
+    if len(rest):
+        columns = {c: _column(table, c) for c in SOURCE_COLUMNS if c in table.column_names}
+        picked = {c: _take(col, rest).to_pylist() for c, col in columns.items()}
+        found_sources = []
+        for j, i in enumerate(rest.tolist()):
+            found = row_source({c: v[j] for c, v in picked.items()}, digest)
+            found_sources.append(found.source)
+            start[i], end[i] = found.start, found.end
+            kinds[i] = KINDS.index(found.kind)
+        parts.append(pa.array(found_sources, pa.string()))
+        where[rest] = used + np.arange(len(rest))
+        used += len(rest)
+    parts.append(pa.nulls(1, pa.string()))
+    where[where < 0] = used  # (none left: every row is settled or went to row_source)
+    sources = pa.concat_arrays([p.cast(pa.string()) for p in parts]).take(pa.array(where))
+    return sources, start, end, kinds

@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 from video2numpy.status import SUCCESS
 from video2numpy.table import is_table, read_table, text_columns
 
-from ..read import _iter_tar, dataset_identity
 from .content import pool
 from .identity import SOURCE_COLUMNS, _numbers, _strings
 
@@ -94,6 +93,8 @@ def open_input(name: str) -> Input:
     if run.get("output_format", "webdataset") != "webdataset":
         raise InputError(f"{name} was written with --output-format {run['output_format']}:"
                          " mix reads webdataset tars; encode it again as webdataset")  # fmt: skip
+    from ..read import dataset_identity  # (imports torch: only for datasets)
+
     shards, identity = dataset_identity(url)
     return Input(name, "dataset", identity, run, shards)
 
@@ -106,26 +107,41 @@ def _file_sha256(name: str) -> str:
     return h.hexdigest()
 
 
-def read_rows(item: Input, columns=PLAN_COLUMNS, successes_only: bool = True) -> pa.Table:
-    """The input's rows, with the ``columns`` it has (others absent), plus ``_shard`` (a
-    dataset's shard index; 0 for a table) and ``_row`` (the row's position in its shard or
-    table). A dataset gives only rows that succeeded unless ``successes_only`` is False."""
+BATCH_ROWS = 1 << 18
+
+
+def iter_batches(item: Input, columns=PLAN_COLUMNS, successes_only: bool = True,
+                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:  # fmt: skip
+    """The input's rows in batches, with the ``columns`` it has (all with None), typed (see
+    :func:`_typed`), plus ``_shard`` (a dataset's shard index; 0 for a table) and ``_row``
+    (the row's position in its shard or table). A parquet table streams (memory: one batch);
+    other tables are read whole. A dataset gives only rows that succeeded unless
+    ``successes_only`` is False (``item.failed`` counts the others once all are read)."""
     if item.kind == "table":
-        table = _typed(_read_table(item.name, columns))
-        table = table.append_column("_shard", pa.array(np.zeros(table.num_rows, np.int32)))
-        return table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    parts, failed = [], 0
+        position = 0
+        for batch in _table_batches(item.name, columns, batch_rows):
+            n = batch.num_rows
+            batch = _typed(batch).append_column("_shard", pa.array(np.zeros(n, np.int32)))
+            yield batch.append_column("_row", pa.array(np.arange(position, position + n)))
+            position += n
+        return
+    failed = 0
     for index, url in enumerate(item.shards):
         table = _typed(_read_shard_parquet(url, columns))
-        table = table.append_column("_shard", pa.array(np.full(table.num_rows, index, np.int32)))
-        table = table.append_column("_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        n = table.num_rows
+        table = table.append_column("_shard", pa.array(np.full(n, index, np.int32)))
+        table = table.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
         if successes_only:
-            before = table.num_rows
             table = table.filter(pc.equal(table.column("status"), SUCCESS).fill_null(False))
-            failed += before - table.num_rows
-        parts.append(table)
+            failed += n - table.num_rows
+        yield table
     if successes_only:
         item.failed = failed
+
+
+def read_rows(item: Input, columns=PLAN_COLUMNS, successes_only: bool = True) -> pa.Table:
+    """All of :func:`iter_batches` as one table (for inputs known to be small)."""
+    parts = list(iter_batches(item, columns, successes_only))
     if not parts:  # a dataset with no committed shard: no rows, the usual columns
         empty = pa.table({c: pa.array([], pa.string()) for c in (columns or PLAN_COLUMNS)})
         empty = _typed(empty).append_column("_shard", pa.array([], pa.int32()))
@@ -150,26 +166,48 @@ def _typed(table: pa.Table) -> pa.Table:
     return table
 
 
-def _read_table(name: str, columns) -> pa.Table:
+def _no_location(name: str, names: list[str]) -> InputError:
+    return InputError(f"{name} has no location column (its columns: {', '.join(names)}); mix"
+                      " reads input tables as video-convert writes them")  # fmt: skip
+
+
+def _table_batches(name: str, columns, batch_rows: int) -> Iterator[pa.Table]:
     try:
-        if name.lower().removesuffix(".gz").endswith(".parquet") and columns is not None:
-            with fsspec.open(name, "rb", compression="infer") as f:
-                present = [c for c in pq.read_schema(f).names if c in columns]
-                f.seek(0)
-                table = pq.read_table(f, columns=present)
-            return text_columns(table, name)
+        if name.lower().endswith(".parquet"):
+            parquet = _parquet_file(name)
+            names = parquet.schema_arrow.names
+            if "location" not in names:
+                raise _no_location(name, names)
+            present = None if columns is None else [c for c in names if c in columns]
+            for batch in parquet.iter_batches(batch_rows, columns=present):
+                yield text_columns(pa.Table.from_batches([batch]), name)
+            return
         table = read_table(name)
     except FileNotFoundError as exc:
         raise InputError(f"{name}: no such table") from exc
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    except (ValueError, pa.ArrowInvalid) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{name}: {exc}") from exc
     if "location" not in table.column_names:
-        raise InputError(f"{name} has no location column (its columns: "
-                         f"{', '.join(table.column_names)}); mix reads input tables as"
-                         " video-convert writes them")  # fmt: skip
-    if columns is None:
-        return table
-    return table.select([c for c in table.column_names if c in columns])
+        raise _no_location(name, table.column_names)
+    if columns is not None:
+        table = table.select([c for c in table.column_names if c in columns])
+    for lo in range(0, table.num_rows, batch_rows):
+        yield table.slice(lo, batch_rows)
+
+
+def _parquet_file(name: str) -> pq.ParquetFile:
+    """Arrow's own reader on the file (a Python file object would make it keep every chunk
+    it read alive as Python bytes: hundreds of MB over ten million rows), streaming: only
+    the row group being read is held."""
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, path = fsspec.core.url_to_fs(name)
+    if "://" not in name or name.startswith("file://"):
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    return pq.ParquetFile(path, filesystem=PyFileSystem(FSSpecHandler(fs)), pre_buffer=False,
+                          buffer_size=1 << 20)  # fmt: skip
 
 
 def _read_shard_parquet(tar_url: str, columns) -> pa.Table:
@@ -180,6 +218,29 @@ def _read_shard_parquet(tar_url: str, columns) -> pa.Table:
         present = [c for c in pq.read_schema(f).names if c in (*columns, "status")]
         f.seek(0)
         return pq.read_table(f, columns=present)
+
+
+def column_at(item: Input, shards: np.ndarray, rows: np.ndarray, name: str,
+              successes_only: bool = True) -> list:  # fmt: skip
+    """The values of column ``name`` at the given rows of one input (None where it has no
+    such column), reading the input again in batches: memory holds only the values asked
+    for."""
+    want = (shards.astype(np.int64) << 32) | rows.astype(np.int64)
+    wanted = np.unique(want)
+    found_keys, found_values = [], []
+    for batch in iter_batches(item, (name,), successes_only):
+        if name not in batch.column_names:
+            return [None] * len(rows)
+        keys = (batch.column("_shard").to_numpy().astype(np.int64) << 32) | batch.column(
+            "_row").to_numpy()  # fmt: skip
+        hit = np.isin(keys, wanted)
+        if hit.any():
+            found_keys.append(keys[hit])
+            found_values.extend(batch.column(name).filter(pa.array(hit)).to_pylist())
+    keys = np.concatenate(found_keys) if found_keys else np.zeros(0, np.int64)
+    order = np.argsort(keys, kind="stable")
+    at = order[np.searchsorted(keys[order], want)] if len(keys) else []
+    return [found_values[i] for i in at]
 
 
 def check_models(items: list[Input], why: str) -> dict:
@@ -220,6 +281,8 @@ def pooled_embeddings(item: Input, shards: np.ndarray, rows: np.ndarray,
     """float16 ``(len(rows), embed_dim)``: the pooled embedding of each wanted row (given by
     shard index and position in its shard), reading each shard that has one once, in order.
     Memory: the result and one sample at a time."""
+    from ..read import _iter_tar
+
     dim = int(item.run.get("embed_dim") or 0)
     out = np.zeros((len(rows), dim), np.float16)
     order = np.lexsort((rows, shards))

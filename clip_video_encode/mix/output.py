@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..card import Card
-from ..dataset import _versions
 from ..lease import Lease
 from ..shards import key_digits
 from ..writer import Sample, ShardWriter, committed_shards
@@ -53,15 +52,12 @@ class MixMismatch(Exception):
 def plan_rows(plan: Plan, samples_per_shard: int) -> pa.Table:
     """The kept rows in output order with their output shard, index and key."""
     kept = plan.kept()
-    table = plan.mix.table
-    split_col = table.column("split").combine_chunks().take(pa.array(kept, pa.int64())) if (
-        "split" in table.column_names) else pa.nulls(len(kept), pa.string())  # fmt: skip
-    splits = split_col.to_pylist()
-    names = sorted({s for s in splits if s is not None}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
-    split_rank = np.array([len(names) if s is None else names.index(s) for s in splits], np.int64)
-    order = np.lexsort((kept, split_rank))  # kept is already in input order
-    rows = kept[order]
-    split_values = [splits[i] for i in order]
+    mix = plan.mix
+    names = sorted(mix.split_names, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
+    rank_of = np.array([names.index(n) for n in mix.split_names] + [len(names)], np.int64)
+    split_rank = rank_of[mix.split[kept]]  # -1 (none) takes the last place
+    rows = kept[np.lexsort((kept, split_rank))]  # kept is already in input order
+    split_values = mix.split_of(rows)
     # A new shard at every split boundary, so that each shard holds one split.
     out_shard = np.zeros(len(rows), np.int64)
     out_index = np.zeros(len(rows), np.int64)
@@ -75,13 +71,13 @@ def plan_rows(plan: Plan, samples_per_shard: int) -> pa.Table:
     digits = key_digits(samples_per_shard, shards)
     pairs = zip(out_shard.tolist(), out_index.tolist(), strict=True)
     keys = [f"{s:0{digits[0]}d}{i:0{digits[1]}d}" for s, i in pairs]
-    take = pa.array(rows, pa.int64())
+    kinds = [i.kind for i in plan.inputs]
     return pa.table({
-        "input": table.column("_input").combine_chunks().take(take),
-        "shard": table.column("_shard").combine_chunks().take(take),
-        "row": table.column("_row").combine_chunks().take(take),
-        "source_key": table.column("key").combine_chunks().take(take),
-        "source_id": plan.mix.source.take(take),
+        "input": pa.array(mix.group[rows], pa.int32()),
+        "shard": pa.array(mix.shard[rows], pa.int32()),
+        "row": pa.array(mix.row[rows], pa.int64()),
+        "source_key": pa.array(mix.key_of(rows, kinds), pa.string()),
+        "source_id": plan.source_of(mix.code[rows]),
         "split": pa.array(split_values, pa.string()),
         "out_shard": pa.array(out_shard, pa.int32()),
         "out_index": pa.array(out_index, pa.int32()),
@@ -105,6 +101,8 @@ def mix_settings(inputs: list[Input], excludes: list[Input], plan_options: dict,
                  samples_per_shard: int) -> dict:  # fmt: skip
     """``run.json`` of the mix: what the downstream tools read (the model, the embedding
     size, the sampling when the inputs share it) and the mix itself."""
+    from ..dataset import _versions
+
     model = check_models(inputs, "a mixed dataset (one run.json names its model)")
     first = inputs[0].run
     common = {}

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from .content import ContentResult, deduplicate
 from .identity import KINDS, table_sources
-from .inputs import Input, InputError, check_models, pooled_embeddings, read_rows
+from .inputs import Input, InputError, check_models, iter_batches, pooled_embeddings
 from .windows import excluded_partner, first_across_groups, greedy
 
 REASONS = ("excluded_source", "excluded_content", "same_source", "near_duplicate")
@@ -87,28 +87,44 @@ class MixOptions:
 
 @dataclass
 class Side:
-    """Rows of several inputs, concatenated: which input, where, and their sources."""
+    """Rows of several inputs, input after input, as arrays (no per-row text: ten million
+    rows fit in a few hundred MB). A row's source text is ``sources[code]`` (a code past the
+    end: no source); a dataset row's key is ``keys[input][position in that input]``."""
 
-    table: pa.Table  # _input, _shard, _row, key, id, split, ... as read
-    source: pa.Array  # canonical source text (null: none)
-    code: np.ndarray  # the source as an integer (equal sources, equal codes)
+    group: np.ndarray  # the input (index)
+    shard: np.ndarray  # a dataset's shard (index); 0 for tables
+    row: np.ndarray  # position in the shard or table
     start: np.ndarray
     end: np.ndarray
     kind: np.ndarray  # index into identity.KINDS
+    split: np.ndarray  # index into split_names, -1 for none
+    success: np.ndarray  # the row succeeded (datasets), or is a table row
+    order_key: np.ndarray | None  # --keep longest / largest: smaller stays
+    split_names: list[str]
+    keys: dict[int, pa.Array]  # dataset inputs' keys, by input
+    offsets: np.ndarray  # first row of each input
+    code: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return len(self.group)
 
-    def column(self, name: str) -> list:
-        if name not in self.table.column_names:
-            return [None] * len(self)
-        return self.table.column(name).to_pylist()
+    def key_of(self, rows: np.ndarray, kinds: list[str]) -> list[str]:
+        """Each row's key: a dataset's sample key, a table row's position."""
+        out: list = [None] * len(rows)
+        groups = self.group[rows]
+        for g in np.unique(groups).tolist():
+            at = np.flatnonzero(groups == g)
+            if kinds[g] == "table":
+                values = self.row[rows[at]].astype(str).tolist()
+            else:
+                values = self.keys[g].take(pa.array(rows[at] - self.offsets[g])).to_pylist()
+            for i, v in zip(at.tolist(), values, strict=True):
+                out[i] = v
+        return out
 
-    def numbers(self, name: str, default: float) -> np.ndarray:
-        if name not in self.table.column_names:
-            return np.full(len(self), default)
-        values = self.table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return np.where(np.isnan(values), default, values)
+    def split_of(self, rows: np.ndarray) -> list[str | None]:
+        names = [*self.split_names, None]
+        return [names[i] for i in self.split[rows].tolist()]
 
 
 @dataclass
@@ -118,6 +134,7 @@ class Plan:
     options: MixOptions
     mix: Side
     excl: Side
+    sources: pa.Array  # the distinct sources; a row's is sources[code]
     reason: np.ndarray  # per mix row: KEPT, NOT_DRAWN or an index into REASONS
     partner: np.ndarray  # the mix row (same_source, near_duplicate) or evaluation row it hit
     cosine: np.ndarray  # for content reasons
@@ -126,48 +143,179 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def input_of(self) -> np.ndarray:
-        return self.mix.table.column("_input").to_numpy()
+        return self.mix.group
 
     def kept(self) -> np.ndarray:
         return np.flatnonzero(self.reason == KEPT)
 
-
-def _side(items: list[Input], tables: list[pa.Table], digest) -> Side:
-    parts = []
-    for index, table in enumerate(tables):
-        parts.append(table.append_column("_input", pa.array(np.full(table.num_rows, index,
-                                                                      np.int32))))  # fmt: skip
-    table = (pa.concat_tables(parts, promote_options="permissive") if parts
-             else pa.table({"_input": pa.array([], pa.int32())}))  # fmt: skip
-    sources, starts, ends, kinds = [], [], [], []
-    for part in parts:
-        s, a, b, k = table_sources(part, digest)
-        sources.append(s)
-        starts.append(a)
-        ends.append(b)
-        kinds.append(k)
-    source = pa.chunked_array(sources, pa.string()).combine_chunks() if sources else pa.array(
-        [], pa.string())  # fmt: skip
-    cat = lambda xs, t: np.concatenate(xs) if xs else np.zeros(0, t)  # noqa: E731
-    return Side(
-        table,
-        source,
-        np.zeros(len(table), np.int64),
-        cat(starts, np.float64),
-        cat(ends, np.float64),
-        cat(kinds, np.int8),
-    )
+    def source_of(self, codes: np.ndarray) -> pa.Array:
+        """The source text of codes (null for rows without a source)."""
+        n = len(self.sources)
+        valid = codes < n
+        taken = self.sources.take(pa.array(np.where(valid, codes, 0), pa.int64())) if n else (
+            pa.nulls(len(codes), pa.string()))  # fmt: skip
+        return pc.if_else(pa.array(valid), taken, pa.scalar(None, pa.string()))
 
 
-def _encode_codes(mix: Side, excl: Side) -> None:
+def _side(items: list[Input], digest, keep: str, successes_only: bool,
+          split: str | None, chunks: list) -> Side:  # fmt: skip
+    """Read the inputs batch by batch into a :class:`Side`; each batch's source texts are
+    appended to ``chunks`` (encoded to codes once both sides are read)."""
+    cols: dict[str, list] = {k: [] for k in ("group", "shard", "row", "start", "end", "kind",
+                                             "split", "success", "order")}  # fmt: skip
+    split_names: list[str] = []
+    keys: dict[int, pa.Array] = {}
+    offsets, total = [], 0
+    for index, item in enumerate(items):
+        offsets.append(total)
+        item_keys = []
+        for batch in iter_batches(item, successes_only=successes_only):
+            if split is not None:
+                batch = _only_split(item, batch, split)
+            n = batch.num_rows
+            sources, start, end, kind = table_sources(batch, digest)
+            chunks.append(sources)
+            cols["group"].append(np.full(n, index, np.int32))
+            cols["shard"].append(batch.column("_shard").to_numpy().astype(np.int32))
+            cols["row"].append(batch.column("_row").to_numpy().astype(np.int32))
+            cols["start"].append(start)
+            cols["end"].append(end)
+            cols["kind"].append(kind)
+            cols["split"].append(_split_codes(batch, split_names).astype(np.int16))
+            status = batch.column("status") if "status" in batch.column_names else None
+            cols["success"].append(np.ones(n, bool) if status is None else pc.equal(
+                status, "success").fill_null(False).to_numpy(zero_copy_only=False))  # fmt: skip
+            if keep != "first":
+                cols["order"].append(_order_key(batch, start, end, keep))
+            if item.kind == "dataset":
+                item_keys.append(batch.column("key").combine_chunks())
+            total += n
+            pa.default_memory_pool().release_unused()  # a batch's scratch, back to the system
+        if item.kind == "dataset":
+            keys[index] = pa.concat_arrays(item_keys) if item_keys else pa.array([], pa.string())
+    kinds = {"group": np.int32, "shard": np.int32, "row": np.int32, "start": np.float64,
+             "end": np.float64, "kind": np.int8, "split": np.int16, "success": bool,
+             "order": np.float64}  # fmt: skip
+    arrays = {}
+    for k in list(cols):  # one column at a time: its batches freed as it is joined
+        parts = cols.pop(k)
+        arrays[k] = np.concatenate(parts) if parts else np.zeros(0, kinds[k])
+        del parts
+    order = arrays.pop("order")
+    order = order if keep != "first" else None
+    release_memory()
+    return Side(**arrays, order_key=order, split_names=split_names, keys=keys,
+                offsets=np.asarray(offsets + [total], np.int64))  # fmt: skip
+
+
+def release_memory() -> None:
+    """Give the memory freed by a step back to the system: arrow's pool and the C
+    allocator keep freed pages for reuse, which a peak-bound run cannot afford (ten million
+    rows' batches leave hundreds of MB otherwise)."""
+    import ctypes
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+def _split_codes(batch: pa.Table, names: list[str]) -> np.ndarray:
+    if "split" not in batch.column_names:
+        return np.full(batch.num_rows, -1, np.int32)
+    encoded = pc.dictionary_encode(batch.column("split").combine_chunks())
+    for value in encoded.dictionary.to_pylist():
+        if value not in names:
+            names.append(value)
+    mapping = np.array([names.index(v) for v in encoded.dictionary.to_pylist()] + [-1],
+                       np.int32)  # fmt: skip
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return mapping[indices]
+
+
+def _order_key(batch: pa.Table, start: np.ndarray, end: np.ndarray, keep: str) -> np.ndarray:
+    """--keep longest: minus the window's length (an open window: the video's duration;
+    unknown: longest); largest: minus the pixels (tables: 0)."""
+
+    def numbers(name: str, default: float) -> np.ndarray:
+        if name not in batch.column_names:
+            return np.full(batch.num_rows, default)
+        values = batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        return np.where(np.isnan(values), default, values)
+
+    if keep == "longest":
+        ends = np.where(np.isinf(end), numbers("duration", np.inf), end)
+        return -(ends - start)
+    return -(numbers("width", 0.0) * numbers("height", 0.0))
+
+
+def _only_split(item: Input, batch: pa.Table, split: str) -> pa.Table:
+    if "split" not in batch.column_names:
+        raise InputError(f"--exclude-split {split}: {item.name} has no split column")
+    from converters.core import normalise_split
+
+    wanted = normalise_split(split)
+    values = [normalise_split(v) for v in batch.column("split").to_pylist()]
+    return batch.filter(pa.array([v == wanted for v in values]))
+
+
+def _encode_codes(mix: Side, excl: Side, chunks: list, parts: int | None = None) -> pa.Array:
     """One integer per distinct source over both sides; rows without a source get codes of
-    their own (they equal nothing)."""
-    both = pa.chunked_array([mix.source, excl.source], pa.string())
-    encoded = pc.dictionary_encode(both).combine_chunks()
-    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    missing = np.flatnonzero(indices < 0)
-    indices[missing] = len(encoded.dictionary) + np.arange(len(missing))
-    mix.code, excl.code = indices[: len(mix)], indices[len(mix) :]
+    their own past the end (they equal nothing). Returns the distinct sources.
+
+    Encoded in parts (by a sum of each text's bytes, so equal texts share a part), each
+    part's hash table alone in memory: ten million sources would otherwise need a table
+    of several hundred MB at once."""
+    both = pa.chunked_array(chunks, pa.string())
+    chunks.clear()
+    n = len(both)
+    parts = parts or max(1, n // 1_000_000)
+    codes = np.full(n, -1, np.int64)
+    valid = np.concatenate([c.is_valid().to_numpy(zero_copy_only=False) for c in both.chunks]
+                           or [np.zeros(0, bool)])  # fmt: skip
+    which = np.concatenate([(_text_sums(c) % parts).astype(np.int16) for c in both.chunks]
+                           or [np.zeros(0, np.int16)])  # fmt: skip
+    bounds = np.cumsum([0] + [len(c) for c in both.chunks])
+    dictionaries, used = [], 0
+    for p in range(parts):
+        rows = np.flatnonzero(valid & (which == p))
+        cut = np.searchsorted(rows, bounds)  # taken chunk by chunk: never all texts at once
+        pieces = [c.take(pa.array(rows[cut[i] : cut[i + 1]] - bounds[i]))
+                  for i, c in enumerate(both.chunks)]  # fmt: skip
+        encoded = pc.dictionary_encode(pa.chunked_array(pieces, pa.string())).combine_chunks()
+        del pieces
+        codes[rows] = used + encoded.indices.to_numpy(zero_copy_only=False)
+        used += len(encoded.dictionary)
+        dictionaries.append(encoded.dictionary)
+        del encoded
+    del both, which
+    missing = np.flatnonzero(codes < 0)
+    codes[missing] = used + np.arange(len(missing))
+    codes = codes.astype(np.int32) if used + len(missing) < 2**31 else codes
+    mix.code, excl.code = codes[: len(mix)], codes[len(mix) :]
+    sources = pa.concat_arrays(dictionaries) if dictionaries else pa.array([], pa.string())
+    dictionaries.clear()
+    release_memory()
+    return sources
+
+
+def _text_sums(texts: pa.Array) -> np.ndarray:
+    """Per text a cheap function of its content (its length and a few of its bytes; 0 for
+    null), read in place from the array's buffers: equal texts, equal numbers."""
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.frombuffer(texts.buffers()[1], np.int32, n + 1, texts.offset * 4)
+    data = texts.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    begin, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    out = lengths * 1_000_003
+    if len(data):
+        for at in (begin + lengths // 2, begin + lengths - 1, begin + lengths // 3):
+            byte = data[np.clip(at, 0, len(data) - 1)].astype(np.int64)
+            out = out * 257 + np.where(lengths > 0, byte, 0)
+    return np.abs(out)
 
 
 def draw(n: int, weight: Weight, seed: int, position: int) -> np.ndarray:
@@ -186,21 +334,15 @@ def draw(n: int, weight: Weight, seed: int, position: int) -> np.ndarray:
     return drawn
 
 
-def keep_rank(mix: Side, keep: str) -> np.ndarray:
-    """Each row's place in keep order (smaller stays): input order, or the longest window
-    (open windows: the video's duration, unknown counts as longest), or the most pixels."""
+def keep_rank(mix: Side) -> np.ndarray:
+    """Each row's place in keep order (smaller stays): input order, or by ``order_key``
+    (input order among equals)."""
     n = len(mix)
     order = np.arange(n)
-    if keep == "first":
+    if mix.order_key is None:
         return order
-    if keep == "longest":
-        duration = mix.numbers("duration", np.inf)
-        end = np.where(np.isinf(mix.end), duration, mix.end)
-        key = -(end - mix.start)
-    else:
-        key = -(mix.numbers("width", 0) * mix.numbers("height", 0))
     rank = np.empty(n, np.int64)
-    rank[np.lexsort((order, key))] = order
+    rank[np.lexsort((order, mix.order_key))] = order
     return rank
 
 
@@ -212,48 +354,45 @@ def make_plan(inputs: list[Input], excludes: list[Input], options: MixOptions,
     if options.weights and len(options.weights) != len(inputs):
         raise InputError(f"--weights has {len(options.weights)} values for {len(inputs)}"
                          " inputs: give one per input, in input order")  # fmt: skip
-    tables = [read_rows(i) for i in inputs]
-    excl_tables = [_exclude_rows(e, options.exclude_split) for e in excludes]
-    mix, excl = _side(inputs, tables, digest), _side(excludes, excl_tables, digest)
-    _encode_codes(mix, excl)
-    group = mix.table.column("_input").to_numpy()
+    chunks: list = []
+    mix = _side(inputs, digest, options.keep, True, None, chunks)
+    excl = _side(excludes, digest, "first", False, options.exclude_split, chunks)
+    sources = _encode_codes(mix, excl, chunks)
+    group = mix.group
     reason = np.full(len(mix), KEPT, np.int8)
-    partner = np.full(len(mix), -1, np.int64)
+    partner = np.full(len(mix), -1, np.int32 if len(mix) < 2**31 else np.int64)
     cosine = np.full(len(mix), np.nan, np.float32)
-    offset = 0
-    for position, table in enumerate(tables):
+    for position in range(len(inputs)):
+        lo, hi = mix.offsets[position], mix.offsets[position + 1]
         weight = options.weights[position] if options.weights else Weight()
-        drawn = draw(table.num_rows, weight, options.seed, position)
-        reason[offset : offset + table.num_rows][~drawn] = NOT_DRAWN
-        offset += table.num_rows
+        drawn = draw(int(hi - lo), weight, options.seed, position)
+        reason[lo:hi][~drawn] = NOT_DRAWN
+    # Evaluation videos: every row is looked up (no copies of ten million rows), and the
+    # rows drawn take the answer.
+    hit = excluded_partner(mix.code, mix.start, mix.end, excl.code, excl.start, excl.end,
+                           options.exclude_level, options.iou)  # fmt: skip
+    leak = (hit >= 0) & (reason == KEPT)
+    reason[leak], partner[leak] = 0, hit[leak]
+    del hit, leak
     live = np.flatnonzero(reason == KEPT)
-    hit = excluded_partner(mix.code[live], mix.start[live], mix.end[live], excl.code,
-                           excl.start, excl.end, options.exclude_level, options.iou)  # fmt: skip
-    reason[live[hit >= 0]], partner[live[hit >= 0]] = 0, hit[hit >= 0]
-    live = np.flatnonzero(reason == KEPT)
-    rank = keep_rank(mix, options.keep)
+    every = len(live) == len(mix)  # (then the arrays themselves, not copies)
+
+    def at(values: np.ndarray) -> np.ndarray:
+        return values if every else values[live]
+
     if options.keep == "first" and options.iou is None:
-        found = first_across_groups(mix.code[live], mix.start[live], mix.end[live], group[live])
+        found = first_across_groups(at(mix.code), at(mix.start), at(mix.end), at(group))
     else:
-        found = greedy(mix.code[live], mix.start[live], mix.end[live], group[live], rank[live],
+        found = greedy(at(mix.code), at(mix.start), at(mix.end), at(group), at(keep_rank(mix)),
                        options.iou)  # fmt: skip
-    reason[live[found >= 0]], partner[live[found >= 0]] = 2, live[found[found >= 0]]
-    plan = Plan(inputs, excludes, options, mix, excl, reason, partner, cosine)
+    dup = np.flatnonzero(found >= 0)
+    reason[live[dup]], partner[live[dup]] = 2, live[found[dup]]
+    del found, dup
+    release_memory()
+    plan = Plan(inputs, excludes, options, mix, excl, sources, reason, partner, cosine)
     if "content" in options.by:
-        _content(plan, group, rank, progress)
+        _content(plan, group, keep_rank(mix), progress)
     return plan
-
-
-def _exclude_rows(item: Input, split: str | None) -> pa.Table:
-    table = read_rows(item, successes_only=False)
-    if split is None:
-        return table
-    if "split" not in table.column_names:
-        raise InputError(f"--exclude-split {split}: {item.name} has no split column")
-    from converters.core import normalise_split
-
-    values = [normalise_split(v) for v in table.column("split").to_pylist()]
-    return table.filter(pa.array([v == normalise_split(split) for v in values]))
 
 
 def _content(plan: Plan, group: np.ndarray, rank: np.ndarray, progress) -> None:
@@ -275,12 +414,9 @@ def _content(plan: Plan, group: np.ndarray, rank: np.ndarray, progress) -> None:
         plan.notes.append(f"--by content: {len(tables)} table input(s) have no embeddings;"
                           " their rows were compared by source only")  # fmt: skip
     mix_emb = _embeddings(plan.inputs, plan.mix, live, progress)
-    excl_group = plan.excl.table.column("_input").to_numpy()
     excl_kinds = np.array([e.kind == "dataset" for e in plan.excludes], bool)
-    status = plan.excl.column("status")
-    success = np.array([s == "success" for s in status], bool)
-    refs = np.flatnonzero(excl_kinds[excl_group] & success) if len(plan.excludes) else np.zeros(
-        0, np.int64)  # fmt: skip
+    refs = np.flatnonzero(excl_kinds[plan.excl.group] & plan.excl.success) if len(
+        plan.excludes) else np.zeros(0, np.int64)  # fmt: skip
     ref_emb = _embeddings(plan.excludes, plan.excl, refs, progress)
     n = max(len(live) + len(refs), 1)
     k = options.clusters or max(1, n // 5000)
@@ -301,9 +437,7 @@ def _embeddings(items: list[Input], side: Side, rows: np.ndarray, progress) -> n
     """Pooled embeddings of ``rows`` of a side, input by input."""
     dims = {int(i.run.get("embed_dim") or 0) for i in items if i.kind == "dataset"}
     out = np.zeros((len(rows), max(dims) if dims else 0), np.float16)
-    which = side.table.column("_input").to_numpy()[rows]
-    shards = side.table.column("_shard").to_numpy()[rows]
-    positions = side.table.column("_row").to_numpy()[rows]
+    which, shards, positions = side.group[rows], side.shard[rows], side.row[rows]
     for index in np.unique(which):
         at = np.flatnonzero(which == index)
         out[at] = pooled_embeddings(items[index], shards[at], positions[at], progress)

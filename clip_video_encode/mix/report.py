@@ -19,9 +19,9 @@ import json
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .inputs import column_at
 from .plan import KEPT, NOT_DRAWN, REASONS, Plan, Side, kind_counts
 
 REPORT = "mix_report.json"
@@ -30,27 +30,20 @@ PNG = "mix_similarity.png"
 EPS_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def row_keys(side: Side, kinds: list[str]) -> pa.Array:
-    """Each row's key: its sample key (a dataset's), or its position in the table."""
-    n = len(side)
-    if n == 0:
-        return pa.array([], pa.string())
-    position = pc.cast(side.table.column("_row"), pa.string()).combine_chunks()
-    if "key" not in side.table.column_names:
-        return position
-    is_table = np.array([k == "table" for k in kinds], bool)
-    use_position = pa.array(is_table[side.table.column("_input").to_numpy()])
-    return pc.if_else(use_position, position, side.table.column("key").combine_chunks())
-
-
-def _text_column(side: Side, name: str) -> pa.Array:
-    if name not in side.table.column_names:
-        return pa.nulls(len(side), pa.string())
-    return side.table.column(name).combine_chunks().cast(pa.string())
-
-
 def _window(values: np.ndarray) -> pa.Array:
     return pa.array(np.where(np.isinf(values), np.nan, values), pa.float64(), from_pandas=True)
+
+
+def _ids(items, side: Side, rows: np.ndarray, successes_only: bool) -> list:
+    """The ``id`` of some rows, read again from their inputs (the plan holds no text)."""
+    out: list = [None] * len(rows)
+    for g in np.unique(side.group[rows]).tolist():
+        at = np.flatnonzero(side.group[rows] == g)
+        values = column_at(items[g], side.shard[rows[at]], side.row[rows[at]], "id",
+                           successes_only)  # fmt: skip
+        for i, v in zip(at.tolist(), values, strict=True):
+            out[i] = v
+    return out
 
 
 def pairs_table(plan: Plan) -> pa.Table:
@@ -59,46 +52,49 @@ def pairs_table(plan: Plan) -> pa.Table:
     removed = np.flatnonzero(plan.reason >= 0)
     reason = plan.reason[removed]
     partner = plan.partner[removed]
-    from_excl = pa.array(reason <= 1)
+    from_excl = reason <= 1
     mix, excl = plan.mix, plan.excl
-    at_mix = pa.array(np.where(reason <= 1, 0, partner), pa.int64())
-    at_excl = pa.array(np.where(reason <= 1, partner, 0), pa.int64())
+    kinds_in = [i.kind for i in plan.inputs]
+    kinds_ex = [e.kind for e in plan.excludes]
+    b_mix, b_excl = partner[~from_excl], partner[from_excl]
 
-    def side_b(mix_values: pa.Array, excl_values: pa.Array) -> pa.Array:
-        b_mix = (
-            mix_values.take(at_mix) if len(mix_values) else pa.nulls(len(removed), mix_values.type)
-        )
-        b_excl = (
-            excl_values.take(at_excl)
-            if len(excl_values)
-            else pa.nulls(len(removed), excl_values.type)
-        )
-        return pc.if_else(from_excl, b_excl, b_mix)
+    def merged(values_mix: list, values_excl: list) -> list:
+        out: list = [None] * len(removed)
+        for i, v in zip(np.flatnonzero(~from_excl).tolist(), values_mix, strict=True):
+            out[i] = v
+        for i, v in zip(np.flatnonzero(from_excl).tolist(), values_excl, strict=True):
+            out[i] = v
+        return out
 
-    names_in = pa.array([i.name for i in plan.inputs], pa.string())
-    names_ex = pa.array([e.name for e in plan.excludes], pa.string())
-    group_in = pa.array(mix.table.column("_input").to_numpy().astype(np.int64))
-    group_ex = pa.array(excl.table.column("_input").to_numpy().astype(np.int64)
-                        if len(excl) else np.zeros(0, np.int64))  # fmt: skip
-    keys_in = row_keys(mix, [i.kind for i in plan.inputs])
-    keys_ex = row_keys(excl, [e.kind for e in plan.excludes])
-    rows = pa.array(removed, pa.int64())
+    names_in = [i.name for i in plan.inputs]
+    names_ex = [e.name for e in plan.excludes]
+    start_b = np.zeros(len(removed))
+    end_b = np.zeros(len(removed))
+    start_b[~from_excl], end_b[~from_excl] = mix.start[b_mix], mix.end[b_mix]
+    start_b[from_excl], end_b[from_excl] = excl.start[b_excl], excl.end[b_excl]
     return pa.table({
-        "dataset_a": names_in.take(group_in.take(rows)) if len(removed) else pa.array(
-            [], pa.string()),
-        "key_a": keys_in.take(rows),
-        "id_a": _text_column(mix, "id").take(rows),
-        "source": mix.source.take(rows),
+        "dataset_a": pa.array([names_in[g] for g in mix.group[removed].tolist()], pa.string()),
+        "key_a": pa.array(mix.key_of(removed, kinds_in), pa.string()),
+        "id_a": pa.array(_text(_ids(plan.inputs, mix, removed, True)), pa.string()),
+        "source": plan.source_of(mix.code[removed]),
         "start_a": _window(mix.start[removed]),
         "end_a": _window(mix.end[removed]),
         "reason": pa.array([REASONS[r] for r in reason], pa.string()),
         "cosine": pa.array(plan.cosine[removed], pa.float32(), from_pandas=True),
-        "dataset_b": side_b(names_in.take(group_in), names_ex.take(group_ex)),
-        "key_b": side_b(keys_in, keys_ex),
-        "id_b": side_b(_text_column(mix, "id"), _text_column(excl, "id")),
-        "start_b": side_b(_window(mix.start), _window(excl.start)),
-        "end_b": side_b(_window(mix.end), _window(excl.end)),
+        "dataset_b": pa.array(merged([names_in[g] for g in mix.group[b_mix].tolist()],
+                                     [names_ex[g] for g in excl.group[b_excl].tolist()]),
+                              pa.string()),
+        "key_b": pa.array(merged(mix.key_of(b_mix, kinds_in), excl.key_of(b_excl, kinds_ex)),
+                          pa.string()),
+        "id_b": pa.array(_text(merged(_ids(plan.inputs, mix, b_mix, True),
+                                      _ids(plan.excludes, excl, b_excl, False))), pa.string()),
+        "start_b": _window(start_b),
+        "end_b": _window(end_b),
     })  # fmt: skip
+
+
+def _text(values: list) -> list:
+    return [None if v is None else str(v) for v in values]
 
 
 def counts(plan: Plan) -> list[dict]:
@@ -178,7 +174,7 @@ def build_report(plan: Plan) -> dict:
     total = {"rows": sum(e["rows"] for e in per_input), "drawn": sum(e["drawn"] for e in
              per_input), "kept": sum(e["kept"] for e in per_input)}  # fmt: skip
     total["removed"] = {r: sum(e["removed"][r] for e in per_input) for r in REASONS}
-    excl_group = plan.excl.table.column("_input").to_numpy()
+    excl_group = plan.excl.group
     return {
         "inputs": per_input,
         "excludes": [

@@ -116,15 +116,14 @@ def run_mix(job: MixJob, progress=None, log=print) -> dict:
 
 
 def _table_only(job, fs, dest, inputs, excludes, progress) -> dict:
-    from .tableout import mixed_table, write_table
+    from .tableout import write_table
 
     if fs.exists(f"{dest}/run.json"):
         raise MixMismatch(f"{job.dest} holds a dataset (run.json): write --table-only into"
                           " another --dest")  # fmt: skip
     plan = make_plan(inputs, excludes, job.options, progress=progress)
     fs.makedirs(dest, exist_ok=True)
-    table = mixed_table(plan)
-    path = write_table(fs, dest, table)
+    path, _ = write_table(fs, dest, plan)
     report = write_report(fs, dest, plan)
     report["table"] = fs.unstrip_protocol(path) if "://" in job.dest else path
     return report

@@ -14,18 +14,15 @@ text (JSON text for values that are not text).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from video2numpy.jsonsafe import dumps
 
 from ..writer import PARQUET_COLUMNS
 from .fields import PROVENANCE, merge_types
-from .inputs import Input, read_rows
+from .inputs import Input, iter_batches
 from .plan import Plan
 
 TABLE = "mix.parquet"
@@ -34,69 +31,79 @@ FIRST = ("id", "location", "caption", "start", "end", "split")
 RECORD = tuple(c for c in PARQUET_COLUMNS if c not in FIRST) + ("key",)
 
 
-def mixed_table(plan: Plan) -> pa.Table:
-    """The kept rows of every input as one table, in input order."""
-    kept = plan.kept()
-    group = plan.input_of()
-    parts: list[pa.Table] = []
-    for index, item in enumerate(plan.inputs):
-        mine = kept[group[kept] == index]
-        if len(mine) == 0:
-            continue
-        parts.append(_rows_of(plan, item, mine))
-    return _concat(parts)
-
-
-def _rows_of(plan: Plan, item: Input, mine: np.ndarray) -> pa.Table:
-    """The full rows of one input at the plan's rows ``mine``, with provenance."""
-    full = read_rows(item, columns=None, successes_only=False)
-    table = plan.mix.table
-    shard = table.column("_shard").combine_chunks().take(pa.array(mine)).to_numpy()
-    row = table.column("_row").combine_chunks().take(pa.array(mine)).to_numpy()
-    if item.kind == "table":
-        at = row
-    else:  # a shard's rows follow the shards before it
-        sizes = np.bincount(full.column("_shard").to_numpy(), minlength=len(item.shards))
-        at = np.concatenate([[0], np.cumsum(sizes)])[shard] + row
-    picked = full.take(pa.array(at, pa.int64()))
-    drop = {"_shard", "_row", *PROVENANCE}
-    if item.kind == "dataset":
-        drop |= set(RECORD)
-        key = picked.column("key").combine_chunks()
-    else:
-        key = pc.cast(pa.array(row), pa.string())
-    picked = picked.drop_columns([c for c in picked.column_names if c in drop])
-    return picked.append_column("source_dataset", pa.array([item.name] * len(mine), pa.string())) \
-        .append_column("source_key", key) \
-        .append_column("source_id", plan.mix.source.take(pa.array(mine)))  # fmt: skip
-
-
-def _concat(parts: list[pa.Table]) -> pa.Table:
-    """One schema: FIRST columns, then others in first-seen order, provenance last."""
-    names: list[str] = [c for c in FIRST if any(c in p.column_names for p in parts)]
-    for part in parts:
-        names += [c for c in part.column_names if c not in names and c not in PROVENANCE]
-    names += list(PROVENANCE)
+def _schema(plan: Plan) -> pa.Schema:
+    """The table's columns: FIRST, then the inputs' own in first-seen order (types merged),
+    then the provenance."""
     types: dict[str, pa.DataType] = {}
-    for part in parts:
-        for f in part.schema:
-            kind = f.type
-            if pa.types.is_null(kind):
+    order: list[str] = []
+    for item in plan.inputs:
+        for batch in iter_batches(item, columns=None):
+            for f in batch.schema:
+                if f.name in _dropped(item):
+                    continue
+                if f.name not in order:
+                    order.append(f.name)
+                if pa.types.is_null(f.type):
+                    continue
+                types[f.name] = merge_types(types[f.name], f.type) if f.name in types else f.type
+            break  # the first batch has the input's schema
+    names = [c for c in FIRST if c in order or c in ("id", "location")]
+    names += [c for c in order if c not in names]
+    fields = [pa.field(n, types.get(n, pa.string())) for n in names]
+    return pa.schema(fields + [pa.field(n, pa.string()) for n in PROVENANCE])
+
+
+def _dropped(item: Input) -> set[str]:
+    drop = {"_shard", "_row", *PROVENANCE}
+    return drop | set(RECORD) if item.kind == "dataset" else drop
+
+
+def write_table(fs, dest: str, plan: Plan) -> tuple[str, int]:
+    """``DEST/mix.parquet``: the kept rows of every input, in input order, streamed batch by
+    batch (written aside, then moved: whole or not at all). Returns its path and rows."""
+    schema = _schema(plan)
+    path = f"{dest}/{TABLE}"
+    kept = plan.kept()
+    mix = plan.mix
+    written = 0
+    with fs.open(f"{path}.partial", "wb") as f, pq.ParquetWriter(f, schema) as writer:
+        for index, item in enumerate(plan.inputs):
+            mine = kept[mix.group[kept] == index]
+            if len(mine) == 0:
                 continue
-            types[f.name] = merge_types(types[f.name], kind) if f.name in types else kind
-    columns = {}
-    for name in names:
-        kind = types.get(name, pa.string())
-        pieces = []
-        for part in parts:
-            if name not in part.column_names:
-                pieces.append(pa.nulls(part.num_rows, kind))
-                continue
-            pieces.append(_as(part.column(name).combine_chunks(), kind))
-        columns[name] = pa.concat_arrays(pieces) if pieces else pa.array([], kind)
-    if not parts:
-        return pa.table({n: pa.array([], pa.string()) for n in (*FIRST, *PROVENANCE)})
-    return pa.table(columns)
+            wanted = (mix.shard[mine].astype(np.int64) << 32) | mix.row[mine]
+            order = np.argsort(wanted)
+            wanted, codes = wanted[order], mix.code[mine][order]
+            for batch in iter_batches(item, columns=None):
+                keys = (batch.column("_shard").to_numpy().astype(np.int64) << 32) | (
+                    batch.column("_row").to_numpy())  # fmt: skip
+                hit = np.isin(keys, wanted)
+                if not hit.any():
+                    continue
+                picked = batch.filter(pa.array(hit))
+                at = np.searchsorted(wanted, keys[hit])
+                if item.kind == "dataset":
+                    source_key = picked.column("key").combine_chunks()
+                else:
+                    source_key = pa.array(picked.column("_row").to_numpy().astype(str))
+                extra = {
+                    "source_dataset": pa.array([item.name] * picked.num_rows, pa.string()),
+                    "source_key": source_key,
+                    "source_id": plan.source_of(codes[at]),
+                }
+                columns = []
+                for field in schema:
+                    if field.name in extra:
+                        columns.append(extra[field.name])
+                    elif field.name in picked.column_names and field.name not in _dropped(item):
+                        columns.append(_as(picked.column(field.name).combine_chunks(),
+                                           field.type))  # fmt: skip
+                    else:
+                        columns.append(pa.nulls(picked.num_rows, field.type))
+                writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+                written += picked.num_rows
+    fs.mv(f"{path}.partial", path)
+    return path, written
 
 
 def _as(column: pa.Array, kind: pa.DataType) -> pa.Array:
@@ -108,14 +115,3 @@ def _as(column: pa.Array, kind: pa.DataType) -> pa.Array:
         return pa.array([None if v is None else (v if isinstance(v, str) else dumps(v))
                          for v in column.to_pylist()], pa.string())  # fmt: skip
     return column.cast(kind)
-
-
-def write_table(fs, dest: str, table: pa.Table) -> str:
-    """``DEST/mix.parquet``, whole or not at all."""
-    from .report import _put
-
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    path = f"{dest}/{TABLE}"
-    _put(fs, path, buf.getvalue())
-    return path

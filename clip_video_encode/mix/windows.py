@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 NONE = -1
+PART_ROWS = 2_000_000  # rows per part of the partitioned steps (their scratch memory)
 
 
 def overlap_partner(
@@ -35,27 +36,46 @@ def overlap_partner(
 ) -> np.ndarray:
     """For each query row, the index of a kept row with the same code whose window overlaps
     it, else -1 (the kept row with the latest end among those starting before the query
-    ends)."""
+    ends). Exact: times are compared through their ranks among the kept rows' times."""
     n = len(code)
     if n == 0 or len(kept_code) == 0:
         return np.full(n, NONE, np.int64)
-    times = np.unique(np.concatenate([kept_start, kept_end, start, end]))
-    width = np.int64(len(times))
-    ks, ke = np.searchsorted(times, kept_start), np.searchsorted(times, kept_end)
-    qs, qe = np.searchsorted(times, start), np.searchsorted(times, end)
-    kept_code = kept_code.astype(np.int64)
-    order = np.lexsort((ks, kept_code))
-    codes = kept_code[order]
-    keys = codes * width + ks[order]
-    ends = codes * width + ke[order]
-    running = np.maximum.accumulate(ends)
+    order = np.lexsort((kept_start, kept_code))
+    codes = kept_code[order].astype(np.int64)
+    starts = np.unique(kept_start)  # a kept start < a query end <=> its rank < the query's
+    width = np.int64(len(starts) + 1)
+    keys = codes * width + np.searchsorted(starts, kept_start[order])
+    ends = np.unique(kept_end)  # a kept end > a query start <=> ends[its rank] > it
+    end_width = np.int64(len(ends))
+    end_keys = codes * end_width + np.searchsorted(ends, kept_end[order])
+    running = np.maximum.accumulate(end_keys)
     # where the running maximum was reached last: its row is the partner
-    reached = np.maximum.accumulate(np.where(ends == running, np.arange(len(ends)), 0))
+    reached = np.maximum.accumulate(np.where(end_keys == running, np.arange(len(order)), 0))
+    del end_keys
     code = code.astype(np.int64)
-    last = np.searchsorted(keys, code * width + qe, side="left") - 1
+    last = np.searchsorted(keys, code * width + np.searchsorted(starts, end), "left") - 1
     safe = np.maximum(last, 0)
-    hit = (last >= 0) & (codes[safe] == code) & (running[safe] - code * width > qs)
-    return np.where(hit, order[reached[safe]], NONE)
+    same = (last >= 0) & (codes[safe] == code)
+    latest = ends[np.clip(running[safe] - code * end_width, 0, len(ends) - 1)]
+    return np.where(same & (latest > start), order[reached[safe]], NONE)
+
+
+def partitioned(function, code: np.ndarray, *arrays, parts: int | None = None) -> np.ndarray:
+    """``function(code, *arrays)`` run on the rows of each ``code % parts`` alone (rows of one
+    source are always in one part), its row indices mapped back: the same answer with
+    ``parts`` times less scratch memory. ``function`` returns, per row, an index into the
+    same rows or -1."""
+    n = len(code)
+    parts = parts or max(1, n // PART_ROWS)
+    if parts == 1:
+        return function(code, *arrays)
+    out = np.full(n, NONE, np.int64)
+    which = (code % parts).astype(np.int16)
+    for p in range(parts):
+        rows = np.flatnonzero(which == p)
+        found = function(code[rows], *(a[rows] for a in arrays))
+        out[rows] = np.where(found >= 0, rows[np.maximum(found, 0)], NONE)
+    return out
 
 
 def iou(start_a, end_a, start_b, end_b) -> np.ndarray:
@@ -81,6 +101,10 @@ def first_across_groups(code, start, end, group) -> np.ndarray:
     """Same-source deduplication keeping the earliest group (``--keep first``, any overlap):
     for each row, the row it duplicates, else -1. A row of group g is a duplicate when it
     overlaps a kept row of an earlier group; every row of the first group is kept."""
+    return partitioned(_first_across_groups, code, start, end, group)
+
+
+def _first_across_groups(code, start, end, group) -> np.ndarray:
     partner = np.full(len(code), NONE, np.int64)
     kept = np.zeros(0, np.int64)
     for g in np.unique(group):
@@ -131,7 +155,16 @@ def excluded_partner(code, start, end, excl_code, excl_start, excl_end, level: s
         sorted_codes = excl_code[order]
         at = np.minimum(np.searchsorted(sorted_codes, code), len(order) - 1)
         return np.where(sorted_codes[at] == code, order[at], NONE)
-    found = overlap_partner(excl_code, excl_start, excl_end, code, start, end)
+    parts = max(1, len(code) // PART_ROWS)
+    found = np.full(len(code), NONE, np.int64)
+    for p in range(parts):  # rows of one source are in one part: less scratch memory
+        rows = np.flatnonzero(code % parts == p) if parts > 1 else np.arange(len(code))
+        refs = np.flatnonzero(excl_code % parts == p) if parts > 1 else np.arange(len(excl_code))
+        if len(refs) == 0 or len(rows) == 0:
+            continue
+        hit = overlap_partner(excl_code[refs], excl_start[refs], excl_end[refs], code[rows],
+                              start[rows], end[rows])  # fmt: skip
+        found[rows] = np.where(hit >= 0, refs[np.maximum(hit, 0)], NONE)
     if threshold is None:
         return found
     order = np.argsort(excl_code, kind="stable")
