@@ -393,3 +393,29 @@ def test_the_cli_exit_codes(clips, tiny, tmp_path, capsys):
     assert main([src, "--out", str(tmp_path / "a.parquet"), *common, "--allow-failures"]) == 0
     assert main([src, "--out", str(tmp_path / "b.parquet"), "--model", str(tmp_path)]) == 2
     assert "no usable model" in capsys.readouterr().err
+
+
+def test_without_the_caption_extra_the_core_imports_and_the_tools_say_what_to_install(
+    clips, tmp_path
+):
+    """transformers, tokenizers and pycocoevalcap are an extra: blocked here, the package
+    still imports, --help works, and both commands name the extra."""
+    import subprocess
+    import sys
+
+    src = _table(tmp_path / "in.parquet", {"location": [clips["three.mp4"]]})
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps({"a": ["x"]}))
+    code = (
+        "import sys\n"
+        "for m in ('transformers', 'tokenizers', 'pycocoevalcap'): sys.modules[m] = None\n"
+        "import clip_video_encode.caption.run, clip_video_encode.caption.evaluate\n"
+        "from clip_video_encode.caption.cli import main\n"
+        f"print(main([{src!r}, '--out', {str(tmp_path / 'c.parquet')!r}, '--quiet']))\n"
+        f"print(main(['eval', {str(refs)!r}, '--refs', {str(refs)!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "2"], done.stderr
+    assert done.stderr.count("pip install 'clip-video-datasets[caption]'") == 2
+    assert "transformers and tokenizers not installed" in done.stderr
+    assert "pycocoevalcap not installed" in done.stderr

@@ -199,6 +199,7 @@ def eval_main(argv: list[str]) -> int:
 
     from .evaluate import evaluate, per_sample_table
     from .formats import FormatError
+    from .model import CaptionModelError
     from .tokenize import TokenizerError
 
     try:
@@ -215,7 +216,7 @@ def eval_main(argv: list[str]) -> int:
             import pyarrow.parquet as pq
 
             pq.write_table(per_sample_table(result), args.per_sample)
-    except (FormatError, TokenizerError, ValueError, FileNotFoundError) as exc:
+    except (FormatError, TokenizerError, CaptionModelError, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-caption eval: {exc}", file=sys.stderr)
         return 2
     for metric, why in result["skipped"].items():

@@ -38,6 +38,9 @@ def score(
     or more per id); both have the same ids. ``tokenizer``: ptb, python, or auto (ptb where
     Java runs). Returns ``{"corpus": {metric: value}, "per_sample": {metric: [values in
     id order]}, "ids": [...], "tokenizer": ..., "skipped": {metric: why}}``."""
+    from .model import require
+
+    require("pycocoevalcap")
     if set(refs) != set(preds):
         raise ValueError("predictions and references must have the same ids")
     ids = sorted(refs)

@@ -68,6 +68,23 @@ class CaptionerOptions:
         return self.processor or processor, self.tokenizer or tokenizer
 
 
+def require(*modules: str) -> None:
+    """The ``caption`` extra's packages, or an error that says how to install them."""
+    import importlib
+
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise CaptionModelError(
+            f"{' and '.join(missing)} not installed: captioning and its metrics are an extra,"
+            " pip install 'clip-video-datasets[caption]'"
+        )
+
+
 def resolve_precision(precision: str, device: str) -> str:
     if precision != "auto":
         return precision
@@ -80,6 +97,8 @@ class Captioner:
 
     def __init__(self, options: CaptionerOptions) -> None:
         import torch
+
+        require("transformers", "tokenizers")
 
         from ..encoder import resolve_device
 
