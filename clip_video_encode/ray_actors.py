@@ -5,12 +5,12 @@ batches. :class:`Actors` names the classes a run starts."""
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import NamedTuple
 
 import numpy as np
 
+from video2numpy.scratch import make_scratch
 from video2numpy.video import FrameOptions, Task, sample_video
 
 from .encoder import Encoder, EncoderOptions
@@ -25,15 +25,18 @@ class DecodeWorker:
 
     def __init__(self) -> None:
         # Downloads and tar members live here only while their video is decoded.
-        self.workdir = tempfile.mkdtemp(prefix="clip-video-encode-decode-")
+        # Named after this process, so that a later actor on the node removes it once this
+        # one is gone (killed with its node's work, say).
+        self.workdir = make_scratch("clip-video-encode-decode-")
 
     def pid(self) -> int:
         return os.getpid()
 
     def decode(self, videos: list[tuple[int, dict, int | None]], options: FrameOptions,
-               heartbeat: float, *data: bytes):  # fmt: skip
+               heartbeat: float, *data: list):  # fmt: skip
         """Decodes ``videos``, ``(video, source, k)`` each, one after another; ``data[k]``
-        holds the bytes of a file only the driver can read (a webdataset tar member). Yields
+        lists the object references of the pieces of a file only the driver can read (a
+        webdataset tar member), fetched and written one at a time. Yields
         in turn a header ``{"parts": [(video, n), ...], "shape": (H, W, 3), "records":
         [(video, record), ...]}`` and, when it has parts, their frames in one array. While a
         download goes on, a header (empty, or with what was gathered) every ``heartbeat``
@@ -43,6 +46,8 @@ class DecodeWorker:
         of short videos costs the driver a few items instead of three per video: the driver
         is the one process every video passes through. A record always comes after its
         video's frames."""
+        import ray
+
         out = Gathered(options.chunk_frames)
         for video, source, k in videos:
             path = None
@@ -50,7 +55,8 @@ class DecodeWorker:
                 suffix = os.path.splitext(source["location"])[1]
                 path = os.path.join(self.workdir, f"member-{video}{suffix}")
                 with open(path, "wb") as f:
-                    f.write(data[k])
+                    for piece in data[k]:
+                        f.write(ray.get(piece))
                 source = {**source, "location": path}
             try:
                 task = Task.from_source(video, source)

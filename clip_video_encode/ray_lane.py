@@ -35,6 +35,8 @@ from .ray_plan import (
     same_encoders,
 )
 
+PUT_BYTES = 64 << 20  # a tar member goes to a decoder in pieces of this size
+
 
 @dataclass
 class _Video:
@@ -231,8 +233,7 @@ class Lane:
                 source = self.videos[video].source
                 k = None
                 if source["location"].startswith(self.assembly.scratch):
-                    with open(source["location"], "rb") as f:  # only the driver has it
-                        data.append(self.ray.put(f.read()))
+                    data.append(self._put_file(source["location"]))  # only the driver has it
                     k = len(data) - 1
                 specs.append((video, source, k))
             generator = actor.decode.options(_generator_backpressure_num_objects=2).remote(
@@ -240,6 +241,12 @@ class Lane:
             )
             attempts = {video: self.videos[video].attempt for video in group}
             self.decoding.append(_Decoding(group, attempts, actor, generator))
+
+    def _put_file(self, path: str) -> list:
+        """A file's bytes in the object store, in pieces of ``PUT_BYTES``: the driver never
+        holds a whole tar member (a video of gigabytes) in its memory."""
+        with open(path, "rb") as f:
+            return [self.ray.put(piece) for piece in iter(lambda: f.read(PUT_BYTES), b"")]
 
     def _group_size(self) -> int:
         """Videos per decode call: about one encoder batch of frames, and no more than

@@ -413,10 +413,14 @@ def wait_for_process(prefix, timeout=120.0):
     raise AssertionError(f"no process {prefix!r} appeared")
 
 
-def test_tar_input_encoder_killed_after_decoding(cluster, clips, checkpoint, tmp_path):
+def test_tar_input_encoder_killed_after_decoding(cluster, clips, checkpoint, tmp_path,
+                                                 monkeypatch):  # fmt: skip
     """Videos whose decode had ended when their encoder died are decoded again from their
-    tar member's scratch copy, which stays until their embeddings are in."""
+    tar member's scratch copy, which stays until their embeddings are in. Members go to the
+    decoders in pieces (here of 16 KiB: the driver never holds a whole member)."""
     import webdataset as wds
+
+    monkeypatch.setattr("clip_video_encode.ray_lane.PUT_BYTES", 16 << 10)
 
     src = tmp_path / "src"
     src.mkdir()
