@@ -298,3 +298,15 @@ def test_clusters_find_planted_copies_and_evaluation_neighbours():
     assert leaked == set(range(n - 5, n))
     assert removed <= set(range(n, n + n // 4)) and len(removed) >= 0.9 * (n // 4)
     assert np.nanmax(result.nearest[: n // 4]) < 0.95 < np.nanmin(result.nearest[sorted(removed)])
+
+
+def test_a_chain_of_near_copies_keeps_its_ends():
+    """a~b and b~c but a and c apart: b goes (a stayed), c stays (b did not)."""
+    a = np.array([1.0, 0.0])
+    b = np.array([np.cos(0.25), np.sin(0.25)])
+    c = np.array([np.cos(0.5), np.sin(0.5)])
+    x = np.stack([a, b, c]).astype(np.float32)
+    eps = 1 - np.cos(0.3)  # a-b and b-c within eps, a-c not
+    result = deduplicate(x, np.arange(3), eps, k=1)
+    assert result.partner.tolist() == [-1, 0, -1]
+    assert brute_force(x, np.arange(3), eps).tolist() == [-1, 0, -1]

@@ -13,15 +13,6 @@ import errno
 import sys
 from collections.abc import Sequence
 
-EPILOG = """\
-Inputs are encoded datasets (folders or URLs) and/or input tables (video-convert output), in
-any mix; --exclude names evaluation sets the same way. Rows are removed, in order, when
-their video is in an evaluation set (excluded_source), when they are the same source clip as
-a kept row of another input (same_source: same YouTube video or URL or file, overlapping
-windows), and with --by content when their pooled embedding is within eps of an evaluation
-video (excluded_content) or of a kept row (near_duplicate). See docs/mix.md.
-"""
-
 
 def _by(text: str) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in text.split(",") if p.strip())
@@ -42,12 +33,23 @@ def _fraction(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    from video2numpy.examples import with_examples
+
     p = argparse.ArgumentParser(
         prog="clip-video-mix",
-        description="Mix embedding datasets and input tables into one: deduplicate by source"
-        " and content, remove evaluation videos, reshard.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Mix embedding datasets and input tables into one: rows whose video is in"
+        " an evaluation set (--exclude) go, then rows that are the same source clip as a kept"
+        " row of another input (same YouTube video, URL or file, overlapping windows), then"
+        " with --by content rows whose pooled embedding is within eps of an evaluation video"
+        " or of a kept row. Writes a resharded dataset, or with --table-only a clean input"
+        " table; always mix_report.json and mix_pairs.parquet. See docs/mix.md.",
+        **with_examples(
+            "clip-video-mix k600_train.parquet vatex_train.parquet --exclude k400_val.parquet"
+            " --table-only --dest clean",
+            "clip-video-mix k600_ds vatex_ds --exclude k400_val_ds --by source,content --dry-run"
+            " --dest mixed",
+            "clip-video-mix s3://b/webvid s3://b/k700 --weights 0.5,all --dest s3://b/mixed",
+        ),
     )
     p.add_argument("inputs", nargs="+", metavar="DATASET_OR_TABLE")
     p.add_argument("--dest", required=True, help="output folder or fsspec URL")
@@ -110,9 +112,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report what would be removed (DEST/_dry_run/), write nothing else",
     )
-    p.add_argument("--samples-per-shard", type=int, default=1000)
+    p.add_argument("--samples-per-shard", type=int, default=1000,
+                   help="rows per output shard (1000)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="for --weights and k-means (0)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
     return p
 
 
@@ -169,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in summary_lines(report):
             print(line)
     if mode == "dry":
-        say(f"dry run: nothing mixed; report, pairs and histogram in {report['written_to']}")
+        what = "report, pairs and histogram" if report.get("similarity") else "report and pairs"
+        say(f"dry run: nothing mixed; {what} in {report['written_to']}")
     elif mode == "table":
         say(f"{report['total']['kept']} rows -> {report['table']}")
     else:

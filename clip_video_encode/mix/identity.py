@@ -116,23 +116,32 @@ def normalise_url(url: str) -> str | None:
 
 def file_digest(location: str) -> str | None:
     """``sha256:<hex>`` of a local or object-store file's bytes (whole up to 4 MiB; else its
-    size, first and last 2 MiB), or None when it cannot be read."""
+    size, first and last 2 MiB), or None when it cannot be read. Only regular files are
+    read, and never past the size they report (a device or a pipe named as a video would
+    otherwise be read forever)."""
     import fsspec
 
     try:
         fs, path = fsspec.core.url_to_fs(location)
-        size = fs.size(path)
+        info = fs.info(path)
+        size = info.get("size")
+        if info.get("type") != "file" or not isinstance(size, int):
+            return None
+        if "://" not in location or location.startswith("file://"):
+            import stat
+
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
         h = hashlib.sha256()
         with fs.open(path, "rb") as f:
-            if size is None or size <= DIGEST_WHOLE:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            if size <= DIGEST_WHOLE:
+                h.update(f.read(size))
             else:
                 h.update(f"{size}:".encode())
                 h.update(f.read(DIGEST_PART))
                 f.seek(size - DIGEST_PART)
                 h.update(f.read(DIGEST_PART))
-    except (OSError, ValueError, ImportError):
+    except Exception:  # unreadable for any reason (missing, refused, offline): its path
         return None
     return f"sha256:{h.hexdigest()}"
 

@@ -51,10 +51,6 @@ class Input:
     shards: list[str] = field(default_factory=list)  # a dataset's committed shards
     failed: int = 0  # a dataset's rows that failed (not mixed), known once its rows are read
 
-    @property
-    def url(self) -> str:
-        return self.name.rstrip("/") or self.name
-
     def model(self) -> dict:
         """What names the model and weights of a dataset's embeddings."""
         return {k: self.run.get(k) for k in MODEL_FIELDS}

@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..card import Card
-from ..lease import Lease
 from ..shards import key_digits
 from ..writer import Sample, ShardWriter, committed_shards
 from .fields import coerce, dataset_fields, merge_fields
@@ -146,9 +145,10 @@ def check_binding(previous: dict, settings: dict, dest: str) -> None:
 
 
 def write_dataset(fs, dest: str, settings: dict, plan_table: pa.Table, inputs: list[Input],
-                  progress=None, lease_seconds: float = 120.0) -> dict:  # fmt: skip
+                  guard=None, progress=None) -> dict:  # fmt: skip
     """Write (or finish) the mixed dataset from its plan; returns counts. The plan and
-    ``run.json`` must already be in place."""
+    ``run.json`` must already be in place; ``guard()`` runs before each commit (the lease's
+    check: it raises when another run has taken the destination)."""
     sps = settings["samples_per_shard"]
     names = shard_names(plan_table, sps)
     fields = merge_fields([dataset_fields(i.shards) for i in inputs])
@@ -159,35 +159,35 @@ def write_dataset(fs, dest: str, settings: dict, plan_table: pa.Table, inputs: l
     for name, rows in zip(names, by_shard, strict=True):
         values = {s for s in rows.column("split").to_pylist() if s is not None}
         splits_of[name] = sorted(values)
-    with Lease(fs, dest, lease_seconds) as lease:
-        _write_splits(fs, dest, splits_of)
-        committed = committed_shards(fs, dest)[0]
-        card = Card(fs, dest, settings, captions, settings["caption_similarity"], splits_of,
-                    {n: f for n, (_, f) in fields.items()}, committed)  # fmt: skip
-        card.write()
-        done = {s["shard"] for s in committed}
-        present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
-        written = 0
-        for name, rows in zip(names, by_shard, strict=True):
-            if name in done:
-                continue
-            for leaf in (f"{name}_stats.json", f"{name}.tar", f"{name}.parquet"):
-                if leaf in present:  # what a failed commit left under our final names
-                    fs.rm(f"{dest}/{leaf}")
-            writer = ShardWriter(fs, dest, name, rows.num_rows, settings["embed_dim"], captions,
-                                 extra_types=types)  # fmt: skip
-            try:
-                for sample in _samples(rows, inputs, fields):
-                    writer.add(sample)
-                lease.check()
-                stats = writer.close()
-            except BaseException:
-                writer.abort()
-                raise
-            card.committed(stats)
-            written += 1
-            if progress is not None:
-                progress(rows.num_rows)
+    _write_splits(fs, dest, splits_of)
+    committed = committed_shards(fs, dest)[0]
+    card = Card(fs, dest, settings, captions, settings["caption_similarity"], splits_of,
+                {n: f for n, (_, f) in fields.items()}, committed)  # fmt: skip
+    card.write()
+    done = {s["shard"] for s in committed}
+    present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
+    written = 0
+    for name, rows in zip(names, by_shard, strict=True):
+        if name in done:
+            continue
+        for leaf in (f"{name}_stats.json", f"{name}.tar", f"{name}.parquet"):
+            if leaf in present:  # what a failed commit left under our final names
+                fs.rm(f"{dest}/{leaf}")
+        writer = ShardWriter(fs, dest, name, rows.num_rows, settings["embed_dim"], captions,
+                             extra_types=types)  # fmt: skip
+        try:
+            for sample in _samples(rows, inputs, fields):
+                writer.add(sample)
+            if guard is not None:
+                guard()
+            stats = writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        card.committed(stats)
+        written += 1
+        if progress is not None:
+            progress(rows.num_rows)
     return {"shards": len(names), "shards_written": written, "rows": plan_table.num_rows}
 
 

@@ -33,7 +33,6 @@ from .windows import excluded_partner, first_across_groups, greedy
 
 REASONS = ("excluded_source", "excluded_content", "same_source", "near_duplicate")
 KEPT, NOT_DRAWN = -1, -2
-KEEP_ORDERS = ("first", "longest", "largest")
 
 
 @dataclass(frozen=True)

@@ -130,15 +130,30 @@ def _table_only(job, fs, dest, inputs, excludes, progress) -> dict:
 
 
 def _dataset(job, fs, dest, inputs, excludes, progress, log) -> dict:
+    from ..lease import Lease
+
     tables = [i.name for i in inputs if i.kind == "table"]
     if tables:
         raise InputError(f"{tables[0]} is a table: a mixed dataset is made of encoded"
                          " datasets. Use --table-only for a mixed input table, or encode the"
                          " table first (clip-video-encode)")  # fmt: skip
     settings = mix_settings(inputs, excludes, job.options.describe(), job.samples_per_shard)
+    fs.makedirs(dest, exist_ok=True)
+    with Lease(fs, dest) as lease:  # one run per destination, before anything there changes
+        rows, settings, report = _plan_or_resume(job, fs, dest, inputs, excludes, settings,
+                                                 progress, log)  # fmt: skip
+        report["writing"] = write_dataset(fs, dest, settings, rows, inputs, lease.check,
+                                          progress)  # fmt: skip
+    return report
+
+
+def _plan_or_resume(job, fs, dest, inputs, excludes, settings, progress, log):
+    """The plan of the mix in ``dest``: the one written there when the destination holds this
+    very mix (same inputs, identities and options), else a new one, written with its report
+    and then ``run.json``. Returns ``(plan rows, run.json, report)``."""
     run_path = f"{dest}/run.json"
     plan_path = f"{dest}/{PLAN_PATH}"
-    rows, previous = None, None
+    previous = None
     if fs.exists(run_path):
         with fs.open(run_path) as f:
             previous = json.load(f)
@@ -152,31 +167,28 @@ def _dataset(job, fs, dest, inputs, excludes, progress, log) -> dict:
             data = b""
         if plan_digest(data) == previous["mix"].get("plan_sha256"):
             rows = pq.read_table(io.BytesIO(data))
-            settings = previous
             log(f"resuming the mix in {job.dest}: its plan has {rows.num_rows} rows")
+            try:
+                with fs.open(f"{dest}/mix_report.json") as f:
+                    report = json.load(f)
+            except FileNotFoundError:
+                report = {"notes": ["mix_report.json is gone from the destination"]}
+            return rows, previous, report
     elif fs.exists(f"{dest}/mix.parquet"):
         raise MixMismatch(f"{job.dest} holds a --table-only mix: choose another --dest")
-    if rows is None:
-        plan = make_plan(inputs, excludes, job.options, progress=progress)
-        rows = plan_rows(plan, job.samples_per_shard)
-        data = table_bytes(rows)
-        begun = previous.get("mix", {}).get("plan_sha256") if previous else None
-        if begun is not None and begun != plan_digest(data):
-            raise MixMismatch(
-                f"{job.dest}: its plan ({PLAN_PATH}) is gone or damaged and the same inputs"
-                " now give another plan; choose another --dest"
-            )
-        fs.makedirs(f"{dest}/_mix", exist_ok=True)
-        _put(fs, plan_path, data)
-        report = write_report(fs, dest, plan)
-        settings["mix"]["plan_sha256"] = plan_digest(data)
-        settings["mix"]["rows"] = rows.num_rows
-        _put(fs, run_path, json.dumps(settings, indent=1, allow_nan=False).encode())
-    else:
-        try:
-            with fs.open(f"{dest}/mix_report.json") as f:
-                report = json.load(f)
-        except FileNotFoundError:
-            report = {"notes": ["mix_report.json is gone from the destination"]}
-    report["writing"] = write_dataset(fs, dest, settings, rows, inputs, progress)
-    return report
+    plan = make_plan(inputs, excludes, job.options, progress=progress)
+    rows = plan_rows(plan, job.samples_per_shard)
+    data = table_bytes(rows)
+    begun = previous.get("mix", {}).get("plan_sha256") if previous else None
+    if begun is not None and begun != plan_digest(data):
+        raise MixMismatch(
+            f"{job.dest}: its plan ({PLAN_PATH}) is gone or damaged and the same inputs"
+            " now give another plan; choose another --dest"
+        )
+    fs.makedirs(f"{dest}/_mix", exist_ok=True)
+    _put(fs, plan_path, data)
+    report = write_report(fs, dest, plan)
+    settings["mix"]["plan_sha256"] = plan_digest(data)
+    settings["mix"]["rows"] = rows.num_rows
+    _put(fs, run_path, json.dumps(settings, indent=1, allow_nan=False).encode())
+    return rows, settings, report
