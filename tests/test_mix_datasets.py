@@ -307,3 +307,15 @@ def test_hostile_names(datasets_, tmp_path):
     assert meta["source_dataset"] == str(odd)
     assert sorted(members)[:3] == ["000000000.json", "000000000.npy", "000000000.txt"]
     assert io.BytesIO(members["000000000.npy"]).getbuffer().nbytes > 0
+
+
+@pytest.mark.parametrize("keep, removed", [("first", {2, 3}), ("largest", {8, 9})])
+def test_keep_largest_keeps_the_original_of_a_smaller_copy(datasets_, tmp_path, keep, removed):
+    """vatex first: by input order its 96-pixel copies stay; by pixels k600's originals do."""
+    dest = tmp_path / keep
+    assert mix_main([datasets_["vatex"], datasets_["k600"], "--dest", str(dest), "--by",
+                     "source,content", "--eps", "0.01", "--keep", keep, "--dry-run",
+                     "--quiet"]) == 0  # fmt: skip
+    pairs = pq.read_table(dest / "_dry_run" / "mix_pairs.parquet").to_pylist()
+    near = {p["id_a"] for p in pairs if p["reason"] == "near_duplicate"}
+    assert near == {clip(i) for i in removed}

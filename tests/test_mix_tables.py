@@ -228,3 +228,25 @@ def test_refusals_say_what_to_do(annotations, tmp_path, capsys, argv, message):
     code = mix_main([*argv, "--quiet"])
     assert code == 2
     assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_keep_longest_and_iou(tmp_path):
+    """One video in two tables: a short clip first, a long window of it second. --keep first
+    keeps the short one, longest the long one; at IoU 0.5 they are not one clip (IoU 0.2)."""
+    yt = "abc_DEF-123"
+    first = tmp_path / "first.csv"
+    first.write_text(f"id,location,start,end\nshort,https://youtu.be/{yt},10,14\n")
+    second = tmp_path / "second.csv"
+    second.write_text(f"id,location,start,end\nlong,https://www.youtube.com/watch?v={yt},0,20\n"
+                      "other,https://youtu.be/zzzzzzzzzzz,0,20\n")  # fmt: skip
+
+    def kept(*extra):
+        dest = tmp_path / "-".join(extra or ("default",))
+        assert mix_main([str(first), str(second), "--dest", str(dest), "--table-only",
+                         "--quiet", *extra]) == 0  # fmt: skip
+        return pq.read_table(dest / "mix.parquet").column("id").to_pylist()
+
+    assert kept() == ["short", "other"]
+    assert kept("--keep", "longest") == ["long", "other"]
+    assert kept("--iou", "0.5") == ["short", "long", "other"]
+    assert kept("--iou", "0.15", "--keep", "longest") == ["long", "other"]
