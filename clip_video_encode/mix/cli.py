@@ -32,6 +32,24 @@ def _fraction(text: str) -> float:
     return value
 
 
+class _Bars:
+    """``progress(stage, total)`` for the library: a tqdm bar per stage on a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bars = quiet, []
+
+    def __call__(self, stage: str, total: int):
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=stage, unit="video", disable=True if self.quiet else None)
+        self.bars.append(bar)
+        return bar.update
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
 def parser() -> argparse.ArgumentParser:
     from video2numpy.examples import with_examples
 
@@ -147,7 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.exclude_split, weights, args.seed,
         )  # fmt: skip
         job = MixJob(args.inputs, args.dest, args.exclude, options, mode, args.samples_per_shard)
-        report = run_mix(job, log=say)
+        bars = _Bars(args.quiet)
+        try:
+            report = run_mix(job, progress=bars, log=say)
+        finally:
+            bars.close()
     except (InputError, MixMismatch, DestinationBusy, LeaseLost) as exc:
         print(f"clip-video-mix: {exc}", file=sys.stderr)
         return 2

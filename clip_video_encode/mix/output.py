@@ -148,7 +148,8 @@ def write_dataset(fs, dest: str, settings: dict, plan_table: pa.Table, inputs: l
                   guard=None, progress=None) -> dict:  # fmt: skip
     """Write (or finish) the mixed dataset from its plan; returns counts. The plan and
     ``run.json`` must already be in place; ``guard()`` runs before each commit (the lease's
-    check: it raises when another run has taken the destination)."""
+    check: it raises when another run has taken the destination); ``progress(stage, total)``
+    as for the plan."""
     sps = settings["samples_per_shard"]
     names = shard_names(plan_table, sps)
     fields = merge_fields([dataset_fields(i.shards) for i in inputs])
@@ -166,6 +167,8 @@ def write_dataset(fs, dest: str, settings: dict, plan_table: pa.Table, inputs: l
     card.write()
     done = {s["shard"] for s in committed}
     present = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(dest, detail=False)}
+    todo = sum(r.num_rows for n, r in zip(names, by_shard, strict=True) if n not in done)
+    update = progress("writing shards", todo) if progress else None
     written = 0
     for name, rows in zip(names, by_shard, strict=True):
         if name in done:
@@ -186,8 +189,8 @@ def write_dataset(fs, dest: str, settings: dict, plan_table: pa.Table, inputs: l
             raise
         card.committed(stats)
         written += 1
-        if progress is not None:
-            progress(rows.num_rows)
+        if update is not None:
+            update(rows.num_rows)
     return {"shards": len(names), "shards_written": written, "rows": plan_table.num_rows}
 
 

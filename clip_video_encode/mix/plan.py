@@ -347,6 +347,8 @@ def keep_rank(mix: Side) -> np.ndarray:
 
 def make_plan(inputs: list[Input], excludes: list[Input], options: MixOptions,
               digest=None, progress=None) -> Plan:  # fmt: skip
+    """Decide the mix. ``progress(stage, total)``, when given, returns a callable told of
+    each unit done (the pooling of embeddings, which reads every tar)."""
     from .identity import file_digest
 
     digest = digest or file_digest
@@ -412,11 +414,12 @@ def _content(plan: Plan, group: np.ndarray, rank: np.ndarray, progress) -> None:
     if tables:
         plan.notes.append(f"--by content: {len(tables)} table input(s) have no embeddings;"
                           " their rows were compared by source only")  # fmt: skip
-    mix_emb = _embeddings(plan.inputs, plan.mix, live, progress)
     excl_kinds = np.array([e.kind == "dataset" for e in plan.excludes], bool)
     refs = np.flatnonzero(excl_kinds[plan.excl.group] & plan.excl.success) if len(
         plan.excludes) else np.zeros(0, np.int64)  # fmt: skip
-    ref_emb = _embeddings(plan.excludes, plan.excl, refs, progress)
+    update = progress("pooling embeddings", len(live) + len(refs)) if progress else None
+    mix_emb = _embeddings(plan.inputs, plan.mix, live, update)
+    ref_emb = _embeddings(plan.excludes, plan.excl, refs, update)
     n = max(len(live) + len(refs), 1)
     k = options.clusters or max(1, n // 5000)
     result = deduplicate(mix_emb, rank[live], options.eps, k, group[live], plan.mix.code[live],

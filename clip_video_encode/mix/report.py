@@ -175,6 +175,15 @@ def build_report(plan: Plan) -> dict:
              per_input), "kept": sum(e["kept"] for e in per_input)}  # fmt: skip
     total["removed"] = {r: sum(e["removed"][r] for e in per_input) for r in REASONS}
     excl_group = plan.excl.group
+    kinds = {"inputs": kind_counts(plan.mix), "excludes": kind_counts(plan.excl)}
+    notes = list(plan.notes)
+    for side, counts_ in kinds.items():
+        if counts_.get("path"):
+            notes.append(f"{counts_['path']} rows of the {side} name files that could not be"
+                         " read: each is the same source only as rows naming its path")  # fmt: skip
+        if counts_.get("none"):
+            notes.append(f"{counts_['none']} rows of the {side} have no location: they are"
+                         " compared with no other row by source")  # fmt: skip
     return {
         "inputs": per_input,
         "excludes": [
@@ -188,9 +197,9 @@ def build_report(plan: Plan) -> dict:
         ],  # fmt: skip
         "total": total,
         "options": plan.options.describe(),
-        "identity_kinds": {"inputs": kind_counts(plan.mix), "excludes": kind_counts(plan.excl)},
+        "identity_kinds": kinds,
         "similarity": similarity(plan),
-        "notes": plan.notes,
+        "notes": notes,
         "pairs": PAIRS,
     }
 

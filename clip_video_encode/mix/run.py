@@ -96,8 +96,11 @@ def check_identities(inputs: list[Input], excludes: list[Input]) -> None:
 
 
 def run_mix(job: MixJob, progress=None, log=print) -> dict:
-    """Run ``job``; returns the report (``mode`` dataset: with the writing counts)."""
+    """Run ``job``; returns the report (``mode`` dataset: with the writing counts).
+    ``progress(stage, total)``: returns a callable told of each unit done (optional);
+    ``log(text)``: a line for the user."""
     check_names(job)
+    log(f"reading {len(job.inputs)} input(s) and {len(job.excludes)} evaluation set(s)")
     inputs = [open_input(n) for n in job.inputs]
     excludes = [open_input(n) for n in job.excludes]
     check_identities(inputs, excludes)
