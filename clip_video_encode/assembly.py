@@ -132,10 +132,16 @@ class Assembly:
         for n, row in enumerate(rows):
             old, parts = next(committed, (None, None))
             if old is None or old["key"] != row["key"]:
+                how = (  # --replan compares a table's rows; a tar has no row hash to compare
+                    f"remove {self.dest}/{self.shards[s].name}_stats.json to redo the shard"
+                    " from the tar as it is now"
+                    if self.shards[s].tar is not None
+                    else "rerun without --retry-failed (with --replan)"
+                )
                 raise RunMismatch(
                     f"{redo.data} does not hold the rows of the input any more"
                     f" ({row['key']!r} at {n}): the input changed since it was committed."
-                    " Use another --dest, or rerun without --retry-failed (with --replan)."
+                    f" Use another --dest, or {how}."
                 )
             if n in redo.positions:
                 yield row

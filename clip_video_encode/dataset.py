@@ -237,10 +237,11 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
             ("splits.csv",) if split_column else ())  # fmt: skip
         check_free(fs, dest, [s.name for s in shards], job.output_format, listing, run_files)
         _write_json(fs, dest, "run.json", settings)
+    committed = committed_shards(fs, dest)[0]
+    _refuse_stray_shards(dest, committed, shards)
     if split_column:
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
-    committed = committed_shards(fs, dest)[0]
     captions = tar_input or columns.caption in table.column_names
     if tar_input:  # an input tar's json fields: as the committed shards found them
         fields: dict = {}
@@ -391,6 +392,22 @@ def _planned_names(count: int, job: EncodeJob) -> set[str]:
     """The shard names of a table's plan of ``count`` shards (``run.json``'s)."""
     digits = key_digits(job.samples_per_shard, count)[0]
     return {f"{i:0{digits}d}" for i in range(count)}
+
+
+def _refuse_stray_shards(dest: str, committed: list[dict], shards: list[Shard]) -> None:
+    """Committed shards the plan does not name would be read beside this run's, their rows
+    twice: shards an earlier version named otherwise (input tars' names are made safe now,
+    so ``p.1.tar`` became shard ``p_1``), or a table that lost shards without --replan."""
+    planned = {s.name for s in shards}
+    stray = sorted(c["shard"] for c in committed if c.get("shard") not in planned)
+    if stray:
+        more = f" and {len(stray) - 3} more" if len(stray) > 3 else ""
+        raise RunMismatch(
+            f"{dest} holds committed shards this input does not plan ({', '.join(stray[:3])}"
+            f"{more}): readers would read their rows beside this run's. They may have been"
+            " written by an earlier version under other names. Remove each one's files"
+            " (NAME.tar or NAME/, NAME.parquet, NAME_stats.json), or use another --dest."
+        )
 
 
 def _retire_changed_shards(fs, dest: str, shards: list[Shard], previous_count: int, job) -> None:

@@ -204,3 +204,23 @@ def test_videos_kept_where_a_shard_folder_goes_are_refused(videos, tmp_path, che
     err = capsys.readouterr().err
     assert "clip.mp4" in err and "--dest" in err
     assert tree(tmp_path) == before
+
+
+def test_committed_shards_the_plan_does_not_name_are_refused(videos, tmp_path, checkpoint, capsys):
+    """An earlier version named the shard of p.1.tar 'p.1'; today's names it 'p_1'. Resuming
+    would write p_1 beside the committed p.1, and every reader would see its rows twice."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write_tar(src / "p.1.tar", videos)
+    dest = tmp_path / "out"
+    assert encode(src / "p.1.tar", dest, checkpoint) == 0
+    for ext in (".tar", ".parquet", "_stats.json"):
+        os.rename(dest / f"p_1{ext}", dest / f"p.1{ext}")
+    stats = json.loads((dest / "p.1_stats.json").read_text())
+    (dest / "p.1_stats.json").write_text(json.dumps({**stats, "shard": "p.1"}))
+    before = tree(dest)
+    capsys.readouterr()
+    assert encode(src / "p.1.tar", dest, checkpoint) == 2
+    err = capsys.readouterr().err
+    assert "does not plan (p.1)" in err and "another --dest" in err, err
+    assert tree(dest) == before
