@@ -319,3 +319,17 @@ def test_keep_largest_keeps_the_original_of_a_smaller_copy(datasets_, tmp_path, 
     pairs = pq.read_table(dest / "_dry_run" / "mix_pairs.parquet").to_pylist()
     near = {p["id_a"] for p in pairs if p["reason"] == "near_duplicate"}
     assert near == {clip(i) for i in removed}
+
+
+def test_by_content_alone_leaves_sources_alone(datasets_, tmp_path):
+    """--by content only: no row goes by its source; vatex's clips 0 and 1 and k400's 4 are
+    the very files of k600's (identical embeddings), so they are found by content instead."""
+    dest = tmp_path / "content"
+    assert mix_main([datasets_["k600"], datasets_["vatex"], "--exclude", datasets_["k400"],
+                     "--dest", str(dest), "--by", "content", "--eps", "0.01", "--dry-run",
+                     "--quiet"]) == 0  # fmt: skip
+    pairs = pq.read_table(dest / "_dry_run" / "mix_pairs.parquet").to_pylist()
+    assert {(p["id_a"], p["reason"]) for p in pairs} == {
+        (clip(4), "excluded_content"), (clip(5), "excluded_content"),
+        (clip(0), "near_duplicate"), (clip(1), "near_duplicate"),
+        (clip(8), "near_duplicate"), (clip(9), "near_duplicate")}  # fmt: skip

@@ -250,3 +250,12 @@ def test_keep_longest_and_iou(tmp_path):
     assert kept("--keep", "longest") == ["long", "other"]
     assert kept("--iou", "0.5") == ["short", "long", "other"]
     assert kept("--iou", "0.15", "--keep", "longest") == ["long", "other"]
+
+
+def test_times_that_are_not_numbers_are_noted(tmp_path, capsys):
+    table = tmp_path / "clock.csv"
+    table.write_text("id,location,start,end\na,https://youtu.be/abcdefghijk,0:00:10,0:00:20\n"
+                     "b,https://youtu.be/bbcdefghijk,,\n")  # fmt: skip
+    assert mix_main([str(table), "--dest", str(tmp_path / "out"), "--table-only"]) == 0
+    out = capsys.readouterr().out
+    assert "1 values of start are not numbers" in out and "those windows are open" in out

@@ -50,6 +50,8 @@ class Input:
     run: dict = field(default_factory=dict)  # a dataset's run.json
     shards: list[str] = field(default_factory=list)  # a dataset's committed shards
     failed: int = 0  # a dataset's rows that failed (not mixed), known once its rows are read
+    # per number column, values that are not numbers (a time written "0:01:05"): read as none
+    not_numbers: dict = field(default_factory=dict)
 
     def model(self) -> dict:
         """What names the model and weights of a dataset's embeddings."""
@@ -117,13 +119,13 @@ def iter_batches(item: Input, columns=PLAN_COLUMNS, successes_only: bool = True,
         position = 0
         for batch in _table_batches(item.name, columns, batch_rows):
             n = batch.num_rows
-            batch = _typed(batch).append_column("_shard", pa.array(np.zeros(n, np.int32)))
+            batch = _typed(batch, item).append_column("_shard", pa.array(np.zeros(n, np.int32)))
             yield batch.append_column("_row", pa.array(np.arange(position, position + n)))
             position += n
         return
     failed = 0
     for index, url in enumerate(item.shards):
-        table = _typed(_read_shard_parquet(url, columns))
+        table = _typed(_read_shard_parquet(url, columns), item)
         n = table.num_rows
         table = table.append_column("_shard", pa.array(np.full(n, index, np.int32)))
         table = table.append_column("_row", pa.array(np.arange(n, dtype=np.int64)))
@@ -145,9 +147,10 @@ def read_rows(item: Input, columns=PLAN_COLUMNS, successes_only: bool = True) ->
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def _typed(table: pa.Table) -> pa.Table:
+def _typed(table: pa.Table, item: Input | None = None) -> pa.Table:
     """The planning columns with one type each whatever the input typed them (an ``id`` of
-    numbers, a ``start`` of text), so inputs concatenate: text, or float64 (null: NaN)."""
+    numbers, a ``start`` of text), so inputs concatenate: text, or float64 (null: NaN).
+    Values of a number column that are no numbers are counted in ``item.not_numbers``."""
     for i, name in enumerate(table.column_names):
         if name.startswith("_") or name not in PLAN_COLUMNS:
             continue
@@ -158,6 +161,11 @@ def _typed(table: pa.Table) -> pa.Table:
             typed = _strings(column, len(column))
         else:
             typed = pa.array(_numbers(column, len(column)), pa.float64(), from_pandas=True)
+            if item is not None and typed.null_count > column.null_count:
+                pairs = zip(column.to_pylist(), typed.is_null().to_pylist(), strict=True)
+                lost = sum(1 for v, missing in pairs if missing and str(v or "").strip())
+                if lost:
+                    item.not_numbers[name] = item.not_numbers.get(name, 0) + lost
         table = table.set_column(i, name, typed)
     return table
 

@@ -368,8 +368,22 @@ def make_plan(inputs: list[Input], excludes: list[Input], options: MixOptions,
         weight = options.weights[position] if options.weights else Weight()
         drawn = draw(int(hi - lo), weight, options.seed, position)
         reason[lo:hi][~drawn] = NOT_DRAWN
-    # Evaluation videos: every row is looked up (no copies of ten million rows), and the
-    # rows drawn take the answer.
+    if "source" in options.by:
+        _by_source(options, mix, excl, reason, partner)
+    plan = Plan(inputs, excludes, options, mix, excl, sources, reason, partner, cosine)
+    for item in [*inputs, *excludes]:
+        for name, count in item.not_numbers.items():
+            plan.notes.append(f"{item.name}: {count} values of {name} are not numbers (seconds"
+                              " are): read as missing, so those windows are open")  # fmt: skip
+    if "content" in options.by:
+        _content(plan, group, keep_rank(mix), progress)
+    return plan
+
+
+def _by_source(options: MixOptions, mix: Side, excl: Side, reason: np.ndarray,
+               partner: np.ndarray) -> None:  # fmt: skip
+    """Steps 2 and 3: evaluation videos, then same source clips across inputs."""
+    # Every row is looked up (no copies of ten million rows); the rows drawn take the answer.
     hit = excluded_partner(mix.code, mix.start, mix.end, excl.code, excl.start, excl.end,
                            options.exclude_level, options.iou)  # fmt: skip
     leak = (hit >= 0) & (reason == KEPT)
@@ -382,18 +396,14 @@ def make_plan(inputs: list[Input], excludes: list[Input], options: MixOptions,
         return values if every else values[live]
 
     if options.keep == "first" and options.iou is None:
-        found = first_across_groups(at(mix.code), at(mix.start), at(mix.end), at(group))
+        found = first_across_groups(at(mix.code), at(mix.start), at(mix.end), at(mix.group))
     else:
-        found = greedy(at(mix.code), at(mix.start), at(mix.end), at(group), at(keep_rank(mix)),
-                       options.iou)  # fmt: skip
+        found = greedy(at(mix.code), at(mix.start), at(mix.end), at(mix.group),
+                       at(keep_rank(mix)), options.iou)  # fmt: skip
     dup = np.flatnonzero(found >= 0)
     reason[live[dup]], partner[live[dup]] = 2, live[found[dup]]
     del found, dup
     release_memory()
-    plan = Plan(inputs, excludes, options, mix, excl, sources, reason, partner, cosine)
-    if "content" in options.by:
-        _content(plan, group, keep_rank(mix), progress)
-    return plan
 
 
 def _content(plan: Plan, group: np.ndarray, rank: np.ndarray, progress) -> None:
