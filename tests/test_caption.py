@@ -346,6 +346,7 @@ def test_an_encoded_dataset_is_captioned_with_its_own_keys(captioner, clips, tin
     src = _table(tmp_path / "in.parquet", {
         "location": [clips["ten.mp4"], clips["three.mp4"]], "start": [4.0, None],
         "end": [8.0, None], "id": ["ten", "three"], "topic": ["x", "y"],
+        "caption": ["a dog runs on the street", "a man is playing the guitar"],
     })  # fmt: skip
     dest = tmp_path / "dataset"
     encode_dataset(EncodeJob(src=src, dest=str(dest), samples_per_shard=1,
@@ -359,6 +360,15 @@ def test_an_encoded_dataset_is_captioned_with_its_own_keys(captioner, clips, tin
         ("ten", 4.0, 8.0), ("three", None, None)
     ]  # fmt: skip
     assert rows[0]["frame_timestamps"][0] == 4.0 and rows[0]["frame_timestamps"][-1] < 8.0
+    assert rows[1]["caption"] == "a man is playing the guitar"  # the dataset's, kept (fill)
+    # The dataset's own captions are references for eval, matched by the dataset's ids.
+    from clip_video_encode.caption.evaluate import EvalOptions, evaluate
+
+    options = EvalOptions(tokenizer="python", meteor=False, chance=False)
+    scored = evaluate(str(out), str(dest), options)
+    assert scored["ids"] == ["ten", "three"]
+    assert scored["references"]["three"] == ["a man is playing the guitar"]
+    assert scored["predictions"]["ten"] == rows[0]["generated_caption"]
 
 
 def test_hostile_rows_cost_their_row_only(captioner, clips, tiny, tmp_path):
