@@ -52,15 +52,25 @@ def text_columns(table: pa.Table, src: str, encoding: str | None = None) -> pa.T
     return table
 
 
-def _read(src: str, encoding: str | None) -> pa.Table:
-    import io
+def open_file(src: str, mode: str = "rb", compression: str | None = None):
+    """fsspec's ``open``, except that an existing local file is that file: fsspec reads
+    ``::`` as a chain of URLs (``va::tex.parquet`` would be protocol ``va``)."""
+    import os
 
     import fsspec
+
+    if "://" not in src and os.path.isfile(src):
+        return fsspec.filesystem("file").open(src, mode, compression=compression)
+    return fsspec.open(src, mode, compression=compression)
+
+
+def _read(src: str, encoding: str | None) -> pa.Table:
+    import io
 
     name = src.lower().removesuffix(".gz")
     compression = "infer"
     try:
-        with fsspec.open(src, "rb", compression=compression) as f:
+        with open_file(src, "rb", compression=compression) as f:
             if name.endswith(".parquet"):
                 import pyarrow.parquet as pq
 

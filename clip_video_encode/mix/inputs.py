@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from video2numpy.status import SUCCESS
-from video2numpy.table import is_table, read_table, text_columns
+from video2numpy.table import is_table, open_file, read_table, text_columns
 
 from .content import pool
 from .identity import SOURCE_COLUMNS, _numbers, _strings
@@ -99,7 +100,7 @@ def open_input(name: str) -> Input:
 
 def _file_sha256(name: str) -> str:
     h = hashlib.sha256()
-    with fsspec.open(name, "rb") as f:
+    with open_file(name, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -207,8 +208,13 @@ def _parquet_file(name: str) -> pq.ParquetFile:
     the row group being read is held."""
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
+    if "://" not in name and os.path.isfile(name):  # a local name is a name ("::" too)
+        from pyarrow.fs import LocalFileSystem
+
+        return pq.ParquetFile(os.path.abspath(name), filesystem=LocalFileSystem(),
+                              pre_buffer=False, buffer_size=1 << 20)  # fmt: skip
     fs, path = fsspec.core.url_to_fs(name)
-    if "://" not in name or name.startswith("file://"):
+    if name.startswith("file://"):
         return pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     return pq.ParquetFile(path, filesystem=PyFileSystem(FSSpecHandler(fs)), pre_buffer=False,
                           buffer_size=1 << 20)  # fmt: skip

@@ -168,8 +168,11 @@ def _side(items: list[Input], digest, keep: str, successes_only: bool,
     for index, item in enumerate(items):
         offsets.append(total)
         item_keys = []
+        seen_splits: set = set()  # an evaluation set's splits, when one is asked for
         for batch in iter_batches(item, successes_only=successes_only):
             if split is not None:
+                if "split" in batch.column_names:
+                    seen_splits.update(batch.column("split").unique().to_pylist())
                 batch = _only_split(item, batch, split)
             n = batch.num_rows
             sources, start, end, kind = table_sources(batch, digest)
@@ -192,6 +195,13 @@ def _side(items: list[Input], digest, keep: str, successes_only: bool,
             pa.default_memory_pool().release_unused()  # a batch's scratch, back to the system
         if item.kind == "dataset":
             keys[index] = pa.concat_arrays(item_keys) if item_keys else pa.array([], pa.string())
+        if split is not None and total == offsets[-1] and seen_splits:
+            # A decontamination that removes nothing must not pass quietly (a typo: "vall").
+            have = ", ".join(sorted(str(s) for s in seen_splits))
+            raise InputError(
+                f"--exclude-split {split}: no row of {item.name} is of that split (its"
+                f" splits: {have})"
+            )
     kinds = {"group": np.int32, "shard": np.int32, "row": np.int32, "start": np.float64,
              "end": np.float64, "kind": np.int8, "split": np.int16, "success": bool,
              "order": np.float64}  # fmt: skip
@@ -384,8 +394,9 @@ def _by_source(options: MixOptions, mix: Side, excl: Side, reason: np.ndarray,
                partner: np.ndarray) -> None:  # fmt: skip
     """Steps 2 and 3: evaluation videos, then same source clips across inputs."""
     # Every row is looked up (no copies of ten million rows); the rows drawn take the answer.
+    # --iou is for same source clips: an evaluation window met at all leaks.
     hit = excluded_partner(mix.code, mix.start, mix.end, excl.code, excl.start, excl.end,
-                           options.exclude_level, options.iou)  # fmt: skip
+                           options.exclude_level)  # fmt: skip
     leak = (hit >= 0) & (reason == KEPT)
     reason[leak], partner[leak] = 0, hit[leak]
     del hit, leak
