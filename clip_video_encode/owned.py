@@ -105,12 +105,16 @@ def check_free(fs, dest: str, shard_names, output_format: str, listing: set[str]
                run_files: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Refuse (:class:`InTheWay`) before anything is written when a final name of these
     shards, or one of ``run_files``, is taken in ``dest`` by anything but a shard of this
-    tool (proved by its marker). ``listing``: the names in ``dest``."""
+    tool (proved by its marker), or one of their partial names by anything at all.
+    ``listing``: the names in ``dest``."""
     taken = [n for n in run_files if n in listing]
     for name in shard_names:
         present = [n for n in shard_files(name, output_format) if n in listing]
         if present and not marker_names_shard(fs, dest, name):
             taken.extend(present)
+        # Partial names are this tool's only once its plan names the shard: before, what is
+        # there is someone else's (a commit writes aside only after run.json).
+        taken.extend(n for n in partial_names(name, output_format) if n in listing)
     if taken:
         shown = ", ".join(f"{dest}/{n}" for n in taken[:3])
         more = f" (and {len(taken) - 3} more)" if len(taken) > 3 else ""

@@ -102,6 +102,7 @@ class TarSample:
     parts: dict[str, bytes] = field(default_factory=dict)  # small members, read
     files: dict[str, str] = field(default_factory=dict)  # members streamed to scratch files
     members: list[str] = field(default_factory=list)  # every member's extension, in order
+    links: dict[str, str] = field(default_factory=dict)  # link members: extension -> target
     damage: str | None = None  # the tar is damaged here: this sample may be incomplete
 
 
@@ -149,7 +150,8 @@ def read_tar(
         with fsspec.open(url, "rb") as f, tarfile.open(fileobj=f, mode="r|*",
                                                        tarinfo=_Header) as tar:  # fmt: skip
             for member in tar:
-                if not member.isfile():
+                link = member.islnk() or member.issym()  # GNU tar's second name of a file
+                if not (member.isfile() or link):
                     continue
                 match = _MEMBER.match(member.name)
                 if not match:
@@ -160,6 +162,9 @@ def read_tar(
                         yield current
                     current = TarSample(key, 0 if current is None else current.position + 1)
                 current.members.append(ext)
+                if link:  # no data of its own: the sample is said to have none
+                    current.links[ext] = member.linkname
+                    continue
                 how = want(current.position, ext, member.size)
                 if how is True:
                     current.parts[ext] = tar.extractfile(member).read()
@@ -183,8 +188,14 @@ def read_tar(
 
 
 def _stream(src, path: str) -> None:
-    """Copy a member to ``path`` in chunks of :data:`CHUNK` bytes."""
-    with open(path, "wb") as out:
+    """Copy a member to ``path`` in chunks of :data:`CHUNK` bytes. An error of this machine
+    (the scratch file cannot be made or written) stops the run; only the tar's own errors
+    are the tar's damage."""
+    try:
+        out = open(path, "wb")
+    except OSError as exc:
+        raise _ScratchFailed() from exc
+    with out:
         while True:
             chunk = src.read(CHUNK)  # the tar's errors (damage) propagate as they are
             if not chunk:
@@ -283,6 +294,13 @@ def _row(sample: TarSample, url: str, original: str, name: str | None,
             )
         row["missing_member"] = (
             f"no video member in sample {key!r} of {url} (members: {', '.join(sample.members)})"
+        )
+    elif video_ext in sample.links and kept is None:
+        row["fetch"] = ""
+        row["missing_member"] = (
+            f"the {video_ext} member of sample {key!r} in {url} is a link to"
+            f" {sample.links[video_ext]!r}: links in a tar are not followed (tar stores a"
+            " second name of a file that way); store the file itself under each name"
         )
     else:
         row["fetch"] = kept or ""  # "": a sample not wanted (keep)
