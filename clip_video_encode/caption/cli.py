@@ -67,7 +67,7 @@ def caption_main(argv: list[str]) -> int:
     group.add_argument("--min-length", type=int, default=10, help="in tokens (10)")
     group.add_argument("--max-length", type=int, default=20, help="in tokens (20)")
     group.add_argument("--batch-size", type=int, help="clips per batch (32 on a GPU, 4 on a"
-                       " CPU)")  # fmt: skip
+                       " CPU; about 1 GB each at SpaceTimeGPT's size on a CPU)")  # fmt: skip
     group = parser.add_argument_group("clips")
     group.add_argument("--per", choices=["row", "video", "window"], default="row",
                        help="row: each row's window (or its whole video); video: each video"

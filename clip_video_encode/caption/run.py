@@ -53,7 +53,10 @@ class CaptionJob:
     columns: Columns = field(default_factory=Columns)
     caption_mode: str = "fill"
     samples_per_shard: int = 1000
-    batch_size: int | None = None  # clips per batch; None: 32 on a GPU, 4 on a CPU
+    # clips per batch; None: 32 on a GPU, 4 on a CPU (bench/caption.py, SpaceTimeGPT's size:
+    # 4 was as fast per clip as 1 or faster, at about 1 GB more per clip: beam search keeps
+    # 8 copies of each clip's cross-attention keys and values)
+    batch_size: int | None = None
     workers: int = 4  # rows sampled ahead, in threads
     encoding: str | None = None
 
