@@ -245,8 +245,12 @@ def test_ids_on_one_side_only(tmp_path):
     assert empty["per_sample"]["BLEU-1"][2] == pytest.approx(0.0, abs=1e-6)
     coco = [{"image_id": "a", "caption": "x"}, {"image_id": "a", "caption": "y"}]
     twice = _write(tmp_path / "twice.json", json.dumps(coco))
-    with pytest.raises(ValueError, match="2 different predicted captions.*--id-field key"):
+    with pytest.raises(ValueError, match="2 predicted captions; .*--id-field key"):
         evaluate(twice, refs, EvalOptions(missing="skip", **options))
+    coco = [{"image_id": "a", "caption": "x"}, {"image_id": "a", "caption": "x"}]
+    same = _write(tmp_path / "same.json", json.dumps(coco))
+    with pytest.raises(ValueError, match="2 predicted captions \\(the same caption each time"):
+        evaluate(same, refs, EvalOptions(missing="skip", **options))
 
 
 def test_the_eval_cli(tmp_path, capsys):

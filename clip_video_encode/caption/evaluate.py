@@ -92,16 +92,18 @@ def evaluate(pred_path: str, refs_path: str, options: EvalOptions = EvalOptions(
 
 
 def _one_each(captions: dict[str, list[str]], path: str) -> dict[str, str]:
+    """One prediction per id, as coco-caption requires: an id given twice, even with the
+    same caption, is an error (which of a table's rows would be scored?)."""
     out = {}
     for key, values in captions.items():
-        distinct = list(dict.fromkeys(values))
-        if len(distinct) > 1:
+        if len(values) > 1:
+            same = " (the same caption each time)" if len(set(values)) == 1 else ""
             raise ValueError(
-                f"{path}: id {key!r} has {len(distinct)} different predicted captions; a"
-                " prediction file holds one per id (a table of windows: score by key with"
-                " --id-field key)"
+                f"{path}: id {key!r} has {len(values)} predicted captions{same}; a prediction"
+                " file holds one per id (a table of windows or of several rows per video:"
+                " score by key with --id-field key)"
             )
-        out[key] = distinct[0]
+        out[key] = values[0]
     return out
 
 
