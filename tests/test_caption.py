@@ -429,3 +429,31 @@ def test_without_the_caption_extra_the_core_imports_and_the_tools_say_what_to_in
     assert done.stderr.count("pip install 'clip-video-datasets[caption]'") == 2
     assert "transformers and tokenizers not installed" in done.stderr
     assert "pycocoevalcap not installed" in done.stderr
+
+
+def test_window_captions_line_up_with_the_hierarchys_clip_features(
+    captioner, clips, tiny, tmp_path, encoder
+):
+    """One caption per clip feature of clip-video-hierarchy, same key, same bounds."""
+    from clip_video_encode.dataset import EncodeJob
+    from clip_video_encode.hierarchy.build import HierarchyOptions, build
+    from clip_video_encode.local import encode_dataset
+
+    src = _table(tmp_path / "in.parquet", {
+        "location": [clips["ten.mp4"], clips["ten.mp4"], clips["three.mp4"]],
+        "start": [None, 1.0, None], "end": [None, 9.5, None],
+    })  # fmt: skip
+    dest = tmp_path / "dataset"
+    encode_dataset(EncodeJob(src=src, dest=str(dest), frames=FrameOptions(
+        sampling=Sampling(fps=2))), encoder, progress=False)  # fmt: skip
+    build(str(dest), str(tmp_path / "hierarchy"), HierarchyOptions(clip_seconds=4.0), False)
+    with open(tmp_path / "hierarchy" / "annotations" / "clips.json") as f:
+        features = [(c["vid"], c["start_sec"], c["end_sec"]) for c in json.load(f)]
+    out = tmp_path / "windows.parquet"
+    plan = ClipPlan(per="window", window_seconds=4.0)
+    caption_dataset(_job(str(dest), out, tiny, plan=plan), captioner, False)
+    rows = pq.read_table(out).to_pylist()
+    ours = [(r["key"].rsplit("_", 1)[0], r["start"], r["end"]) for r in rows]
+    assert ours == features and len(ours) == 3 + 3 + 1
+    assert [r["window"] for r in rows] == [0, 1, 2, 0, 1, 2, 0]
+    assert all(r["status"] == "success" for r in rows)
