@@ -316,6 +316,8 @@ def test_a_rerun_with_other_settings_or_over_a_foreign_file_is_refused(
         caption_dataset(_job(src, tmp_path / "d.parquet", tiny), captioner, False)
     with pytest.raises(ValueError, match="--batch-size must be >= 1"):
         _job(src, out, tiny, batch_size=0)
+    with pytest.raises(ValueError, match="name is too long"):  # NAME.parquet.parts.partial
+        caption_dataset(_job(src, tmp_path / f"{'x' * 235}.parquet", tiny), captioner, False)
 
 
 def test_tars_keep_their_keys_and_a_sample_without_video_keeps_its_row(

@@ -2,13 +2,15 @@
 ``clip-video-caption eval PRED --refs REFS``: caption metrics.
 
 Captioning exits 0 if every clip succeeded (or ``--allow-failures``), 1 otherwise, 2 for a
-usage, input, model or settings error, 130 / 143 when stopped by SIGINT / SIGTERM (rerun the
-same command to resume: committed shards are kept). ``eval`` exits 0, or 2 for an error.
+usage, input, model or settings error or an output that cannot be written, 3 when its device
+is full, 130 / 143 when stopped by SIGINT / SIGTERM (rerun the same command to resume:
+committed shards are kept). ``eval`` exits 0, or 2 for an error.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -144,6 +146,11 @@ def caption_main(argv: list[str]) -> int:
     except (CaptionModelError, RunMismatch, ValueError, FileNotFoundError) as exc:
         print(f"clip-video-caption: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the table's place refuses: full, read-only, gone
+        full = exc.errno == errno.ENOSPC
+        print(f"clip-video-caption: {'no space left: ' if full else ''}{exc}. Committed shards"
+              " are kept: rerun the same command to resume.", file=sys.stderr)  # fmt: skip
+        return 3 if full else 2
     except (KeyboardInterrupt, Stopped) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         print(f"clip-video-caption: stopped by {signal.Signals(signum).name}; committed shards"

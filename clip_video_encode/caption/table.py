@@ -67,6 +67,12 @@ def check_out(out: str, src: str) -> None:
             f"--out {out}: the caption table is a parquet file; name it NAME.parquet"
             " (clip-video-encode then reads it as input)"
         )
+    leaf = os.path.basename(parts_path(out).rstrip("/"))
+    if len(leaf.encode("utf-8", "surrogateescape")) > 255 - len(".partial"):
+        raise ValueError(
+            f"--out {out}: the name is too long; its parts folder ({leaf[:40]}...) and their"
+            " temporary names must fit file systems' 255 bytes: use a shorter name"
+        )
     if "://" in out or "://" in src:
         same = out.rstrip("/") == src.rstrip("/")
     else:
