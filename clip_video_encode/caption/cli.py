@@ -16,6 +16,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from video2numpy.examples import with_examples
+
 
 class Stopped(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so the shard in progress is left uncommitted."""
@@ -45,6 +47,11 @@ def caption_main(argv: list[str]) -> int:
         description="Caption videos, their rows' windows or fixed windows with a video"
         " captioner (SpaceTimeGPT by default) into a table clip-video-encode reads."
         " 'clip-video-caption eval -h' for the metrics.",
+        **with_examples(
+            "clip-video-caption videos.csv --out captions.parquet",
+            "clip-video-caption lectures.csv --out clips.parquet --per window --window-seconds 4",
+            "clip-video-caption eval captions.parquet --refs vatex_public_test_english_v1.1.json",
+        ),
     )
     parser.add_argument("src", help="a table of videos (csv/tsv/parquet/jsonl/txt), tars, one"
                         " video, or a clip-video-encode dataset folder")  # fmt: skip
@@ -179,6 +186,11 @@ def eval_main(argv: list[str]) -> int:
         prog="clip-video-caption eval",
         description="Score predicted captions against references (CIDEr-D, CIDEr, BLEU-1..4,"
         " ROUGE-L, METEOR), equal to the coco-caption scorer (pycocoevalcap).",
+        **with_examples(
+            "clip-video-caption eval captions.parquet --refs vatex_public_test_english_v1.1.json",
+            "clip-video-caption eval predictions.json --refs references.json --json",
+            "clip-video-caption eval preds.txt --refs vatex_test.csv --per-sample scores.parquet",
+        ),
     )
     parser.add_argument("pred", help="predictions: a caption table, COCO json, pipe file, ...")
     parser.add_argument("--refs", required=True, help="references: VATEX json, COCO json, an"
