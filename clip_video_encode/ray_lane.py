@@ -179,8 +179,10 @@ class Lane:
         self.batch_size = batch_size
         # Frames this lane may hold refs to (decoded, not yet encoded) across all videos.
         self.frames_limit = 4 * batch_size * self.n_encoders
-        self.idle = deque(self.decoders)
-        self.starting: dict[object, object] = {}  # pid ref -> replacement decoder starting
+        # A decoder joins the idle ones once it has started: one the cluster cannot place
+        # (its CPUs are the encoders') must never be handed videos.
+        self.idle: deque = deque()
+        self.starting: dict[object, object] = {d.pid.remote(): d for d in self.decoders}
         self.videos: dict[int, _Video] = {}
         self.queue: deque[int] = deque()  # videos to (re)decode, before new sources
         self.decoding: list[_Decoding] = []

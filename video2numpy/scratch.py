@@ -3,16 +3,16 @@
 A run killed without warning (``kill -9``, the out-of-memory killer, a lost node) cannot
 remove its scratch folders (downloads, tar members): they stayed in the temporary folder
 forever. So each folder's name says whose it is: a hash of the host name, the boot, the
-owner's pid and the owner's start time (``/proc/PID/stat``, in clock ticks since boot)::
+owner's PID namespace, pid and start time (``/proc/PID/stat``, in clock ticks since boot)::
 
-    clip-video-encode-h3f2a1c-b9c1d2e3f-p4242-t1234567-<random>
+    clip-video-encode-h3f2a1c-b9c1d2e3f-n4026531836-p4242-t1234567-<random>
 
 :func:`make_scratch` first removes the folders of its prefix whose owner is provably gone:
-same host, and either another boot, or no process with that pid, or one that started at
-another time (the pid was reused). A folder of another host (a shared temporary folder), a
-live owner, a name of another form (a folder from before this scheme, or not ours) is left
-alone. Without ``/proc`` (macOS) the start time is unknown: only a pid that no longer exists
-proves the owner gone.
+same host and PID namespace, and either another boot, or no process with that pid, or one
+that started at another time (the pid was reused). A folder of another host (a shared
+temporary folder) or PID namespace (a container), a live owner, or a name of another form
+(a folder from before this scheme, or not ours) is left alone. Without ``/proc`` (macOS)
+the start time is unknown: only a pid that no longer exists proves the owner gone.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import shutil
 import socket
 import tempfile
 
-_NAME = re.compile(r"^h([0-9a-f]{6})-b([0-9a-f]{8}|unknown)-p(\d+)-t(\d+)-")
+_NAME = re.compile(r"^h([0-9a-f]{6})-b([0-9a-f]{8}|unknown)-n(\d+)-p(\d+)-t(\d+)-")
 _swept: set[tuple[str, str]] = set()  # (folder, prefix): swept once per process
 
 
@@ -53,10 +53,21 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _pid_namespace() -> int:
+    """This process's PID namespace (0 where unknown): a container that shares the
+    temporary folder and the host name sees other pids, so only owners of its own
+    namespace can be proved gone."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def owner_tag(pid: int | None = None) -> str:
-    """This process's (or ``pid``'s) part of a scratch folder's name."""
+    """This process's (or ``pid``'s, in this PID namespace) part of a scratch folder's
+    name."""
     pid = os.getpid() if pid is None else pid
-    return f"h{_host()}-b{_boot_id()}-p{pid}-t{start_time(pid) or 0}-"
+    return f"h{_host()}-b{_boot_id()}-n{_pid_namespace()}-p{pid}-t{start_time(pid) or 0}-"
 
 
 def make_scratch(prefix: str, folder: str | None = None) -> str:
@@ -91,13 +102,15 @@ def _dead(tag: str) -> bool:
     match = _NAME.match(tag)
     if match is None:
         return False  # not a name of this scheme: whose it is cannot be told
-    host, boot, pid, started = match.group(1), match.group(2), int(match.group(3)), int(
-        match.group(4))  # fmt: skip
+    host, boot, namespace = match.group(1), match.group(2), int(match.group(3))
+    pid, started = int(match.group(4)), int(match.group(5))
     if host != _host():
         return False  # another machine's: its processes cannot be seen from here
     now_boot = _boot_id()
     if boot != "unknown" and now_boot != "unknown" and boot != now_boot:
         return True  # made before this machine last started
+    if namespace != _pid_namespace():
+        return False  # another PID namespace's (a container): its pids are not ours to see
     if os.path.isdir("/proc/self"):
         now = start_time(pid)
         return now is None or (started != 0 and now != started)
