@@ -11,7 +11,6 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import fsspec
 import pyarrow as pa
@@ -19,6 +18,7 @@ import pyarrow as pa
 from video2numpy.jsonsafe import plain
 from video2numpy.status import SUCCESS
 from video2numpy.table import is_table, read_table
+from video2numpy.versions import package_versions
 from video2numpy.video import FrameOptions
 
 from .card import Card, arrow_feature, merge_features
@@ -468,10 +468,6 @@ def _jsonable(value):
 
 
 def _versions() -> dict:
-    out = {}
-    for name in ("clip-video-datasets", "open_clip_torch", "torch", "av", "decord", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions(
+        "clip-video-datasets", "open_clip_torch", "torch", "av", "decord", "numpy"
+    )

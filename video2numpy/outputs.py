@@ -21,10 +21,10 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from importlib import metadata
 from urllib.parse import unquote, urlsplit
 
 from .jsonsafe import dumps
+from .versions import package_versions
 from .youtube import parse_youtube_id
 
 RUN_FILE = "run.json"
@@ -229,13 +229,7 @@ def _write_json(path: str, value: dict) -> None:
 
 
 def _versions() -> dict:
-    out = {}
-    for name in ("clip-video-datasets", "av", "decord", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions("clip-video-datasets", "av", "decord", "numpy")
 
 
 def _stem(location: str) -> str:

@@ -23,13 +23,13 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import numpy as np
 from tqdm import tqdm
 
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
+from video2numpy.versions import package_versions
 
 from ..shards import Columns
 from .frames import Clip, ClipPlan, sample_clips
@@ -296,10 +296,6 @@ class Summary:
 
 
 def _versions() -> dict:
-    out = {}
-    for name in ("clip-video-datasets", "transformers", "tokenizers", "torch", "av", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions(
+        "clip-video-datasets", "transformers", "tokenizers", "torch", "av", "numpy"
+    )

@@ -109,15 +109,9 @@ def _versions(versions: dict) -> str:
 
 
 def _installed() -> dict:
-    from importlib import metadata
+    from video2numpy.versions import package_versions
 
-    out = {}
-    for name in ("torch", "open_clip_torch"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    return package_versions("torch", "open_clip_torch")
 
 
 def query_encoder(run: dict, pretrained: str | None, device: str) -> TextEncoder:
