@@ -14,8 +14,6 @@ training csv runs to tens of millions of clips: it is read and written as a stre
 
 from __future__ import annotations
 
-import math
-
 import pyarrow as pa
 
 from . import register
@@ -23,6 +21,7 @@ from .core import (
     ConvertError,
     check_window,
     clock_seconds,
+    finite,
     literal,
     split_from_filename,
     text_of,
@@ -118,7 +117,7 @@ def _clips(raw: dict) -> list[tuple | str]:
             ):
                 raise ValueError(f"shot boundaries {cuts!r} are not [[start, end], ...]")
             boundaries = [[clock_seconds(a), clock_seconds(b)] for a, b in cuts]
-        clips.append((start, end, text_of(caption), _score(score),
+        clips.append((start, end, text_of(caption), finite(score, 'a matching score'),
                       None if good is None else str(good), boundaries))  # fmt: skip
     return clips
 
@@ -128,15 +127,3 @@ def _list(cell: str, name: str) -> list | None:
     if value is not None and not isinstance(value, list | tuple):
         raise ValueError(f"{name} is {value!r}, not a list")
     return None if value is None else list(value)
-
-
-def _score(value) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number):
-        raise ValueError(f"a matching score is {value!r}, not a number")
-    return number
