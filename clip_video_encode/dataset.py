@@ -21,6 +21,7 @@ from video2numpy.table import is_table, read_table
 from video2numpy.versions import package_versions
 from video2numpy.video import FrameOptions
 
+from .batching import GROUP_VIDEOS
 from .card import Card, arrow_feature, merge_features
 from .encoder import PRECISIONS, EncoderOptions
 from .owned import check_free, inside, refuse_inputs_in_the_way, remove_shard, run_names
@@ -191,6 +192,9 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
     settings = {
         "input": job.src,
         **encoder,
+        # Which frames share a batch (see batching.py) moves embeddings by an ulp: part of
+        # what the bytes depend on, as the batch size is.
+        "batch_group": GROUP_VIDEOS,
         "sampling": dataclasses.asdict(frames.sampling),
         "resize": dataclasses.asdict(frames.resize),
         "backend": frames.backend,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batching import GROUP_VIDEOS
 from .weights import (
     RANDOM_SEED,
     EncoderLoadError,
@@ -276,10 +275,7 @@ class Encoder:
             "weights_sha256": self.weights_sha256,
             **seed,
             "precision": self.precision,
-            # Which frames share a batch (clip_video_encode.batching) moves embeddings by an
-            # ulp: part of what the bytes depend on.
             "batch_size": self.batch_size,
-            "batch_group": GROUP_VIDEOS,
             "engine": self.engine,
             "device": self.device,
             "embed_dim": self.embed_dim,
