@@ -20,10 +20,10 @@ import tempfile
 import threading
 import time
 
-from clip_video_encode.dataset import EncodeJob
-from clip_video_encode.encoder import EncoderOptions
-from clip_video_encode.local import encode_dataset
-from clip_video_encode.ray_executor import RayOptions, encode_dataset_ray
+from clip_video_encode.execute.local import encode_dataset
+from clip_video_encode.execute.ray_executor import RayOptions, encode_dataset_ray
+from clip_video_encode.models.encoder import EncoderOptions
+from clip_video_encode.plan.dataset import EncodeJob
 from video2numpy import FrameOptions, Sampling
 from video2numpy.synth import write_video
 

@@ -29,9 +29,9 @@ import time
 
 import numpy as np
 
-from clip_video_encode.dataset import EncodeJob
-from clip_video_encode.encoder import Encoder, EncoderOptions, resolve_precision
-from clip_video_encode.local import encode_dataset
+from clip_video_encode.execute.local import encode_dataset
+from clip_video_encode.models.encoder import Encoder, EncoderOptions, resolve_precision
+from clip_video_encode.plan.dataset import EncodeJob
 from video2numpy import FrameOptions, Resize, Sampling
 from video2numpy.synth import write_video
 
@@ -53,7 +53,7 @@ def precisions(checkpoint: str, frames: np.ndarray, batch_size: int) -> dict:
     """(b) The bare image tower in fp32 and bf16."""
     import torch
 
-    from clip_video_encode.encoder import cpu_has_amx
+    from clip_video_encode.models.encoder import cpu_has_amx
 
     avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     flags = f"AVX-512 BF16 {'yes' if avx512_bf16 else 'no'}, AMX {'yes' if cpu_has_amx() else 'no'}"

@@ -19,7 +19,7 @@ from video2numpy.examples import with_examples
 # Only light imports here: each decode worker (a spawned process) imports this module again
 # as its parent's main module, and would otherwise carry pyarrow, fsspec and the rest, about
 # 40 MB per worker, for nothing. main() imports them.
-from .encoder import ENGINES, PRECISIONS
+from .models.encoder import ENGINES, PRECISIONS
 
 STORAGE_FULL = 3
 
@@ -52,7 +52,7 @@ def _optional(name: str | None) -> str | None:
 def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
     from video2numpy.status import SUCCESS
 
-    from .retry import RETRYABLE
+    from .plan.retry import RETRYABLE
 
     extra = {s.strip() for item in listed for s in item.split(",") if s.strip()}
     if not (retry_failed or extra):
@@ -65,11 +65,11 @@ def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     from video2numpy.cli import add_frame_arguments, frame_options
 
-    from .dataset import EncodeJob, RunMismatch
-    from .encoder import EncoderFidelityError, EncoderLoadError, EncoderOptions
-    from .lease import DestinationBusy, LeaseLost
-    from .shards import Columns
-    from .writer import StorageRefused
+    from .commit.writer import StorageRefused
+    from .destination.lease import DestinationBusy, LeaseLost
+    from .models.encoder import EncoderFidelityError, EncoderLoadError, EncoderOptions
+    from .plan.dataset import EncodeJob, RunMismatch
+    from .plan.shards import Columns
 
     parser = argparse.ArgumentParser(
         prog="clip-video-encode",
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _stop_on_sigterm()
     try:
         if args.distributor == "ray":
-            from .ray_executor import RayOptions, encode_dataset_ray
+            from .execute.ray_executor import RayOptions, encode_dataset_ray
 
             ray_options = RayOptions(
                 address=args.ray_address,
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             summary = encode_dataset_ray(job, ray_options, progress)
         else:
-            from .local import encode_dataset
+            from .execute.local import encode_dataset
 
             summary = encode_dataset(job, progress=progress)
     except (EncoderLoadError, RunMismatch, ValueError, FileNotFoundError, DestinationBusy,

@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def encoder(checkpoint):
     """The test model, loaded once from the checkpoint file."""
-    from clip_video_encode.encoder import Encoder, EncoderOptions
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions
 
     return Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", batch_size=16))
 

@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clip_video_encode.batching import Batcher
+from clip_video_encode.execute.batching import Batcher
 
 
 def run_batcher(videos, batch_size, group, order_seed, chunk_seed, shard_of=None):
@@ -161,8 +161,8 @@ def test_ray_encoders_that_disagree_stop_the_run():
     (a CPU node beside GPU ones), would mix models or batch otherwise: refused."""
     import pytest
 
-    from clip_video_encode.ray_plan import same_encoders
-    from clip_video_encode.weights import EncoderLoadError
+    from clip_video_encode.execute.ray_plan import same_encoders
+    from clip_video_encode.models.weights import EncoderLoadError
 
     one = {"weights_sha256": "a" * 64, "precision": "fp16"}
     assert same_encoders([(one, 256), (dict(one), 256)]) == (one, 256)

@@ -21,7 +21,7 @@ MIDDLE, THINNED_MIDDLE, N_FRAMES = 49, 46, 100
 
 @pytest.fixture(scope="module")
 def texts(checkpoint):
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     tower = TextEncoder(MODEL, checkpoint, "cpu")
     embedded = tower.encode_text(NAMES).astype(np.float64)

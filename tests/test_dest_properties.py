@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import event as note_event
 from hypothesis import strategies as st
 
-from clip_video_encode.owned import inside, partial_names, run_names, shard_files
-from clip_video_encode.tars import MAX_SHARD_NAME, shard_name, shard_names
+from clip_video_encode.destination.owned import inside, partial_names, run_names, shard_files
+from clip_video_encode.plan.tars import MAX_SHARD_NAME, shard_name, shard_names
 
 SUFFIXES = [s for s in run_names(["N"], "webdataset") | run_names(["N"], "files") if "N" in s]
 HOSTILE = [".", "..", "...", "", " ", "A", "a", "-rf", "x.parquet", "x_stats", "_lease", "run",
@@ -148,9 +148,9 @@ def layouts(draw):
 
 def run(job, encoder):
     """Run ``job``: "done", or "refused" when it stopped on its input or destination."""
-    from clip_video_encode.dataset import RunMismatch
-    from clip_video_encode.lease import DestinationBusy
-    from clip_video_encode.local import encode_dataset
+    from clip_video_encode.destination.lease import DestinationBusy
+    from clip_video_encode.execute.local import encode_dataset
+    from clip_video_encode.plan.dataset import RunMismatch
 
     try:
         encode_dataset(job, encoder=encoder, progress=False)
@@ -203,8 +203,8 @@ def test_runs_touch_only_their_own_names_quick(videos, encoder, layout):
 
 def check_run(videos, encoder, layout):
     global _AUDIT
-    from clip_video_encode.dataset import EncodeJob
-    from clip_video_encode.encoder import EncoderOptions
+    from clip_video_encode.models.encoder import EncoderOptions
+    from clip_video_encode.plan.dataset import EncodeJob
     from video2numpy import FrameOptions, Sampling
 
     tars, user, inputs_in_dest, output_format = layout

@@ -173,7 +173,7 @@ def test_shard_names_are_unique_case_insensitively_and_keep_the_original(
 
 
 def test_the_guard_refuses_paths_outside_dest(tmp_path):
-    from clip_video_encode.owned import OutsideDestination, inside
+    from clip_video_encode.destination.owned import OutsideDestination, inside
 
     dest = str(tmp_path / "out")
     os.makedirs(dest)

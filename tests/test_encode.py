@@ -20,7 +20,7 @@ open_clip = pytest.importorskip("open_clip")
 from conftest import MODEL  # noqa: E402  (the checkpoint fixture's architecture)
 
 from clip_video_encode.cli import main  # noqa: E402
-from clip_video_encode.encoder import Encoder, EncoderLoadError, EncoderOptions  # noqa: E402
+from clip_video_encode.models.encoder import Encoder, EncoderLoadError, EncoderOptions  # noqa: E402
 from clip_video_encode.read import EmbeddingDataset, iter_samples, shard_urls  # noqa: E402
 from video2numpy import FrameOptions, Resize, Sampling, read_videos  # noqa: E402
 from video2numpy.synth import write_video  # noqa: E402
@@ -71,7 +71,7 @@ def test_auto_precision_on_a_cpu_is_bf16_only_with_amx(monkeypatch, amx):
     """AVX-512 BF16 without AMX made bf16 half as fast as fp32: auto must not pick it there."""
     import torch
 
-    from clip_video_encode.encoder import resolve_batch_size, resolve_precision
+    from clip_video_encode.models.encoder import resolve_batch_size, resolve_precision
 
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
@@ -131,7 +131,7 @@ def mapped_ranges(path):
 
 
 def test_checkpoint_is_memory_mapped_into_the_parameters(checkpoint, tmp_path):
-    from clip_video_encode.weights import load_model
+    from clip_video_encode.models.weights import load_model
 
     state = torch.load(checkpoint)
     image_only = load_model(MODEL, checkpoint, "cpu", text=False)
@@ -309,7 +309,7 @@ def test_readers(table, tmp_path, checkpoint, videos):
 def test_decode_workers_send_at_most_one_batch_at_a_time(videos, tmp_path, checkpoint, monkeypatch):
     """A chunk larger than a batch only waits in the driver (memory for nothing): chunks are cut
     to the batch, and the frames that come out do not change."""
-    import clip_video_encode.local as local
+    import clip_video_encode.execute.local as local
 
     sizes = []
     real = local.stream_videos
@@ -492,7 +492,7 @@ def test_a_shard_of_only_failures_is_written(videos, tmp_path, checkpoint):
 def test_a_tags_own_preprocessing_is_kept(checkpoint):
     # Tags such as SigLIP's or some laion ones normalise with their own mean and std; the
     # meta-device loading must keep them as open_clip's create_model does.
-    from clip_video_encode.weights import _assign_checkpoint
+    from clip_video_encode.models.weights import _assign_checkpoint
 
     tag_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "size": 999}
     model = _assign_checkpoint(MODEL, checkpoint, tag_cfg, text=False)

@@ -82,5 +82,5 @@ def test_no_import_cycles():
     modules = module_files()
     assert "clip_video_encode.cli" in modules and "video2numpy.reader" in modules
     graph = {name: imported(name, path, modules) for name, path in modules.items()}
-    assert "clip_video_encode.ray_lane" in graph["clip_video_encode.ray_pipelines"]
+    assert "clip_video_encode.execute.ray_lane" in graph["clip_video_encode.execute.ray_pipelines"]
     assert cycles(graph) == []

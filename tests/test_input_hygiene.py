@@ -140,7 +140,7 @@ def test_upstream_failures_keep_their_status(videos, tmp_path, checkpoint):
 def test_unusable_input_fails_before_the_model_and_the_destination(
     tmp_path, checkpoint, monkeypatch, capsys
 ):
-    import clip_video_encode.local as local
+    import clip_video_encode.execute.local as local
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded for an unusable input")

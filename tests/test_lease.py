@@ -13,7 +13,7 @@ import pytest
 from conftest import MODEL
 
 from clip_video_encode.cli import main as encode_main
-from clip_video_encode.lease import LEASE_NAME, DestinationBusy, Lease, LeaseLost
+from clip_video_encode.destination.lease import LEASE_NAME, DestinationBusy, Lease, LeaseLost
 from clip_video_encode.read import iter_samples
 
 
@@ -118,9 +118,9 @@ def test_a_run_that_lost_its_lease_stops_before_committing(
 ):
     """A run stalled past its lease's lifetime finds it taken before its next commit and commits
     nothing more; what it committed before stays valid."""
-    from clip_video_encode.dataset import EncodeJob
-    from clip_video_encode.encoder import EncoderOptions
-    from clip_video_encode.local import encode_dataset
+    from clip_video_encode.execute.local import encode_dataset
+    from clip_video_encode.models.encoder import EncoderOptions
+    from clip_video_encode.plan.dataset import EncodeJob
     from video2numpy.video import FrameOptions, Sampling
 
     listing = tmp_path / "videos.txt"

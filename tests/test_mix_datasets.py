@@ -213,7 +213,7 @@ def test_search_finds_a_mixed_video(datasets_, mixed, tmp_path, capsys):
 
 def test_an_interrupted_mix_resumes_to_the_same_bytes(datasets_, mixed, tmp_path, monkeypatch,
                                                       capsys):  # fmt: skip
-    from clip_video_encode import writer
+    from clip_video_encode.commit import writer
 
     dest = tmp_path / "mix"
     real_close = writer.ShardWriter.close

@@ -153,7 +153,7 @@ def test_hostile_values_in_a_table(tmp_path, capsys):
 def test_a_destination_another_run_holds_is_refused(tmp_path, capsys):
     import fsspec
 
-    from clip_video_encode.lease import Lease
+    from clip_video_encode.destination.lease import Lease
 
     synthetic(tmp_path / "a", list(range(6)), seed=0)
     dest = tmp_path / "out"

@@ -126,7 +126,7 @@ def test_a_failed_fidelity_check_stops_the_run(listing, checkpoint, tmp_path, sh
 
 
 def test_engine_rules_and_an_older_destination(listing, checkpoint, tmp_path, shared_cache, capsys):
-    from clip_video_encode.encoder import resolve_engine
+    from clip_video_encode.models.encoder import resolve_engine
 
     assert resolve_engine("auto", "int8", "cpu") == "onnxruntime"
     assert resolve_engine("auto", "auto", "cpu") == "torch"

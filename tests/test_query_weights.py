@@ -88,7 +88,7 @@ def best_cosines(frames, query):
 
 def test_a_random_weight_dataset_is_searched_with_its_own_random_weights(random_dataset,
                                                                         capsys):  # fmt: skip
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     rc, moments, err = search_json([str(random_dataset), "a dog"], capsys)
     assert rc == 0, err
@@ -215,8 +215,8 @@ def test_a_replaced_checkpoint_is_refused_by_every_query_tool(file_dataset, chec
         refused(eval_main(["zeroshot", str(dest), "--label-column", "caption", "--device",
                            "cpu", "--quiet"]), capsys.readouterr().err)  # fmt: skip
     # And a session (the server's) refuses it too.
+    from clip_video_encode.models.weights import WeightsMismatch
     from clip_video_encode.search.session import SearchSession
-    from clip_video_encode.weights import WeightsMismatch
 
     with replaced(weights, other_checkpoint), pytest.raises(WeightsMismatch):
         SearchSession(str(dest), device="cpu")
@@ -226,7 +226,7 @@ def test_shared_towers_are_those_of_each_datasets_weights(file_dataset, videos, 
                                                           other_checkpoint, tmp_path):  # fmt: skip
     """Two datasets encoded from one path whose file was replaced in between: a server
     over both (one set of towers) embeds each one's queries with its own weights."""
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
     from clip_video_encode.search.session import SearchSession, Towers
 
     first, weights = file_dataset

@@ -19,9 +19,9 @@ psutil = pytest.importorskip("psutil")
 from conftest import MODEL  # noqa: E402
 
 from clip_video_encode.cli import main  # noqa: E402
-from clip_video_encode.dataset import EncodeJob  # noqa: E402
-from clip_video_encode.encoder import EncoderOptions  # noqa: E402
-from clip_video_encode.ray_executor import RayOptions, encode_dataset_ray  # noqa: E402
+from clip_video_encode.execute.ray_executor import RayOptions, encode_dataset_ray  # noqa: E402
+from clip_video_encode.models.encoder import EncoderOptions  # noqa: E402
+from clip_video_encode.plan.dataset import EncodeJob  # noqa: E402
 from video2numpy import FrameOptions, Sampling, read_videos  # noqa: E402
 from video2numpy.synth import write_video  # noqa: E402
 
@@ -79,7 +79,7 @@ def read_shards(dest):
 def assert_same_shards(dest, local_dest):
     """``dest`` holds what the local executor wrote to ``local_dest``: the same files, parquet
     rows, keys in order, json, captions and embeddings, bit for bit (both executors batch
-    frames by the same rule, clip_video_encode.batching). Returns
+    frames by the same rule, clip_video_encode.execute.batching). Returns
     ``read_shards(dest)`` and ``read_shards(local_dest)``."""
     assert sorted(os.listdir(dest)) == sorted(os.listdir(local_dest))
     (samples, parquet), (local_samples, local_parquet) = read_shards(dest), read_shards(local_dest)
@@ -198,7 +198,7 @@ def test_decode_actor_killed_mid_shard(cluster, clips, checkpoint, tmp_path):
 def test_long_videos_in_chunks_within_groups_match_local(cluster, clips, checkpoint, tmp_path):
     """Every frame of 3-5.5 s clips: each video spans several 64-frame items, and items
     carry the tail of one video and the head of the next; embeddings are put back in order."""
-    from clip_video_encode.local import encode_dataset
+    from clip_video_encode.execute.local import encode_dataset
 
     table = table_of(tmp_path, clips[:4])
     jobs = {}
@@ -420,7 +420,7 @@ def test_tar_input_encoder_killed_after_decoding(cluster, clips, checkpoint, tmp
     decoders in pieces (here of 16 KiB: the driver never holds a whole member)."""
     import webdataset as wds
 
-    monkeypatch.setattr("clip_video_encode.ray_lane.PUT_BYTES", 16 << 10)
+    monkeypatch.setattr("clip_video_encode.execute.ray_lane.PUT_BYTES", 16 << 10)
 
     src = tmp_path / "src"
     src.mkdir()
@@ -493,7 +493,7 @@ def test_int8_engine_on_ray_matches_local(cluster, clips, checkpoint, tmp_path):
     """The encoder actors take the engine options: the same check, recorded in run.json, and
     the embeddings of the local executor's int8 run, bit for bit. Dynamic quantisation scales
     a batch's activations together, so a frame's int8 embedding depends on the frames beside
-    it: both executors batch by the same rule (clip_video_encode.batching)."""
+    it: both executors batch by the same rule (clip_video_encode.execute.batching)."""
     pytest.importorskip("onnxruntime")
     table = table_of(tmp_path, clips[:3])
     common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",

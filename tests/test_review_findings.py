@@ -83,7 +83,7 @@ def test_a_scratch_file_that_cannot_be_made_is_not_tar_damage(videos, tmp_path):
     A write error there already stops the run (_ScratchFailed); creating the file should
     too. Reproduced end to end when another run removed the live scratch folder: a 48
     sample tar committed as 13 rows."""
-    from clip_video_encode.tars import tar_rows
+    from clip_video_encode.plan.tars import tar_rows
 
     src = tmp_path / "00000.tar"
     with open(videos["one_frame.mp4"], "rb") as f:

@@ -109,8 +109,8 @@ def test_native_size_frames_of_two_sizes(videos, tmp_path, checkpoint, distribut
 
 
 def test_an_error_in_the_encoder_thread_reaches_the_caller():
-    from clip_video_encode.batching import Piece
-    from clip_video_encode.local import EncoderThreadDied, _EncodeThread
+    from clip_video_encode.execute.batching import Piece
+    from clip_video_encode.execute.local import EncoderThreadDied, _EncodeThread
 
     def explode(frames):
         raise SystemExit("the encoder thread is gone")  # not an Exception: escapes the batch
@@ -129,7 +129,7 @@ def test_an_error_in_the_encoder_thread_reaches_the_caller():
 
 
 def test_planning_a_million_rows_costs_no_memory_per_row():
-    from clip_video_encode.shards import Columns, input_digest, plan_shards
+    from clip_video_encode.plan.shards import Columns, input_digest, plan_shards
 
     n = 1_000_000
     table = pa.table({"location": pa.array([f"/videos/{i:07d}.mp4" for i in range(n)]),
@@ -147,8 +147,8 @@ def test_planning_a_million_rows_costs_no_memory_per_row():
 
 def test_assembly_holds_only_videos_in_flight(tmp_path, encoder):
     """Rows handed out and finished one by one: memory stays at one shard's bookkeeping."""
-    from clip_video_encode.assembly import Assembly
-    from clip_video_encode.dataset import EncodeJob, open_destination, prepare_run
+    from clip_video_encode.commit.assembly import Assembly
+    from clip_video_encode.plan.dataset import EncodeJob, open_destination, prepare_run
 
     n = 6000
     src = tmp_path / "rows.csv"

@@ -249,7 +249,7 @@ def test_lease_on_an_object_store(s3):
 
     from test_lease import race
 
-    from clip_video_encode.lease import LEASE_NAME, DestinationBusy, Lease
+    from clip_video_encode.destination.lease import LEASE_NAME, DestinationBusy, Lease
 
     dest = "videos-bucket/leased"
     leases = [Lease(s3, dest) for _ in range(3)]

@@ -111,7 +111,7 @@ def test_image_query_finds_its_video_and_second(dataset, tmp_path, capsys):
 def test_ranking_equals_brute_force_cosine(dataset):
     from conftest import MODEL
 
-    from clip_video_encode.encoder import Encoder, EncoderOptions
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions
 
     dest, _ = dataset
     index = SearchIndex(build_index(dest))

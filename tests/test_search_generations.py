@@ -110,7 +110,7 @@ def test_a_session_over_a_dataset_encoded_again_stays_whole(tmp_path, checkpoint
                 for f, loc in zip(frames, locations, strict=True)]  # fmt: skip
         write_dataset(dest, iter(rows), len(rows), frames[0].shape[1], MODEL, checkpoint, 2)
 
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     dim = TextEncoder(MODEL, checkpoint, "cpu").encode_text(["x"]).shape[1]
     frames = [unit(rng.standard_normal((6, dim))) for _ in range(3)]

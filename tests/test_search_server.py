@@ -180,7 +180,7 @@ def test_text_queries_load_the_text_tower_alone(checkpoint):
     same embeddings as the whole model's."""
     import torch
 
-    from clip_video_encode.encoder import Encoder, EncoderOptions, TextEncoder
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions, TextEncoder
 
     text = TextEncoder(MODEL, checkpoint, "cpu")
     assert isinstance(text.model.visual, torch.nn.Identity)

@@ -32,7 +32,7 @@ def unit(x):
 @pytest.fixture(scope="module")
 def session(tmp_path_factory, checkpoint):
     """A dataset written from ready-made frames (no video to decode), one row per location."""
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
     from clip_video_encode.search.session import SearchSession
     from clip_video_encode.video_models.synthetic import write_dataset
 

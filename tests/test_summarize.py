@@ -404,7 +404,7 @@ def benchmark(tmp_path_factory, checkpoint):
     """Three 20 s, 30 fps 'videos' as an embedding dataset sampled at 2 fps, whose frames
     resemble QUERY as much as the (hidden) importance of their 2-second segment says, and
     TVSum-format files where five annotators score that importance with noise."""
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
     from clip_video_encode.video_models.synthetic import write_dataset
 
     root = tmp_path_factory.mktemp("tvsum")

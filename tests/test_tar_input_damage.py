@@ -15,7 +15,7 @@ import webdataset as wds
 from conftest import MODEL
 
 from clip_video_encode.cli import main
-from clip_video_encode.tars import tar_rows
+from clip_video_encode.plan.tars import tar_rows
 
 
 def encode(src, dest, checkpoint, *extra):

@@ -24,7 +24,7 @@ class Counting:
 
 @pytest.fixture(scope="module")
 def tower(checkpoint):
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     return TextEncoder(MODEL, checkpoint, "cpu")
 

@@ -54,7 +54,7 @@ def dataset(tmp_path, weights, dim, **run_extra):
 
 def embedded(dest, weights, tower=None):
     """``(embeddings of shard 0, texts embedded now)`` through a fresh cache."""
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     encoder = Counting(tower or TextEncoder(MODEL, str(weights), "cpu"))
     run = json.loads((dest / "run.json").read_text())
@@ -65,7 +65,7 @@ def embedded(dest, weights, tower=None):
 def test_a_checkpoint_replaced_with_the_same_size_and_time_is_embedded_again(
     tmp_path, checkpoint, other_checkpoint
 ):
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     weights = tmp_path / "weights.pt"
     shutil.copyfile(checkpoint, weights)
@@ -87,7 +87,7 @@ def test_a_checkpoint_replaced_with_the_same_size_and_time_is_embedded_again(
 
 
 def test_the_same_weights_at_another_path_keep_their_embeddings(tmp_path, checkpoint):
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     weights = tmp_path / "a" / "weights.pt"
     weights.parent.mkdir()
@@ -107,7 +107,7 @@ def test_the_same_weights_at_another_path_keep_their_embeddings(tmp_path, checkp
 def test_the_folder_is_named_by_the_digest_and_a_safe_model_name(tmp_path, checkpoint):
     """run.json's weights_sha256 names the folder where the tower does not say what it
     loaded; a model name with a slash (``hf-hub:org/name``) stays one folder."""
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     tower = TextEncoder(MODEL, checkpoint, "cpu")
     digest = tower.weights_sha256

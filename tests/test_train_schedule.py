@@ -13,7 +13,7 @@ from clip_video_encode.video_models.synthetic import write_dataset
 
 @pytest.fixture(scope="module")
 def text_encoder(checkpoint):
-    from clip_video_encode.encoder import TextEncoder
+    from clip_video_encode.models.encoder import TextEncoder
 
     return TextEncoder(MODEL, checkpoint, "cpu")
 

@@ -79,7 +79,7 @@ def test_retrieval_metrics_equal_a_brute_force_count_ties_included():
 
 @pytest.fixture(scope="module")
 def text_encoder(checkpoint):
-    from clip_video_encode.encoder import Encoder, EncoderOptions
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions
 
     return Encoder(EncoderOptions(MODEL, pretrained=checkpoint, precision="fp32", text=True))
 

@@ -101,7 +101,7 @@ def test_random_weights_resume_with_the_same_weights(videos, tmp_path, capsys):
 def test_random_weights_leave_the_callers_random_state_alone():
     import torch
 
-    from clip_video_encode.weights import load_weights
+    from clip_video_encode.models.weights import load_weights
 
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -132,8 +132,8 @@ def test_a_run_json_from_before_weight_digests_is_refused(videos, tmp_path, chec
 
 
 def test_a_text_tower_of_other_weights_is_refused(checkpoint, other_checkpoint, encoder):
-    from clip_video_encode.encoder import Encoder, EncoderOptions, TextEncoder
-    from clip_video_encode.weights import WeightsMismatch
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions, TextEncoder
+    from clip_video_encode.models.weights import WeightsMismatch
 
     digest = sha256_of(checkpoint)
     assert encoder.weights_sha256 == digest
@@ -156,7 +156,7 @@ def test_a_checkpoint_overwritten_in_place_does_not_change_a_loaded_model(
     """Weights are memory-mapped while loading: a file overwritten in place afterwards (cp
     keeps the inode, so a mapping would follow it) must not change the loaded model, whose
     digest names the weights it was loaded from."""
-    from clip_video_encode.encoder import Encoder, EncoderOptions, TextEncoder
+    from clip_video_encode.models.encoder import Encoder, EncoderOptions, TextEncoder
 
     path = tmp_path / "weights.pt"
     shutil.copyfile(checkpoint, path)

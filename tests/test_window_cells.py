@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clip_video_encode.cli import main
+from clip_video_encode.plan.shards import Columns, plan_shards
 from clip_video_encode.read import iter_samples
-from clip_video_encode.shards import Columns, plan_shards
 
 
 def parse_seconds(cell):

@@ -101,7 +101,7 @@ def caption_main(argv: list[str]) -> int:
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from ..shards import Columns
+    from ..plan.shards import Columns
     from .frames import ClipPlan
     from .model import CaptionerOptions, CaptionModelError
     from .run import CaptionJob, caption_dataset

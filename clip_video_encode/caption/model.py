@@ -100,7 +100,7 @@ class Captioner:
 
         require("transformers", "tokenizers")
 
-        from ..encoder import resolve_device
+        from ..models.encoder import resolve_device
 
         self.options = options
         self.device = resolve_device(options.device)

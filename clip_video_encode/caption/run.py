@@ -31,7 +31,7 @@ from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 from video2numpy.versions import package_versions
 
-from ..shards import Columns
+from ..plan.shards import Columns
 from .frames import Clip, ClipPlan, sample_clips
 from .model import Captioner, CaptionerOptions
 from .source import Source, read_source

@@ -27,10 +27,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..dataset import load_input
-from ..shards import Columns, Shard, input_digest, plan_shards
-from ..tars import expand_tars, is_tar_input, shard_names, tar_rows
-from ..writer import PARQUET_COLUMNS, committed_shards
+from ..commit.writer import PARQUET_COLUMNS, committed_shards
+from ..plan.dataset import load_input
+from ..plan.shards import Columns, Shard, input_digest, plan_shards
+from ..plan.tars import expand_tars, is_tar_input, shard_names, tar_rows
 
 
 @dataclass

@@ -139,8 +139,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from ..lease import DestinationBusy, LeaseLost
-    from ..writer import StorageRefused
+    from ..commit.writer import StorageRefused
+    from ..destination.lease import DestinationBusy, LeaseLost
     from .inputs import InputError
     from .output import MixMismatch
     from .plan import MixOptions, Weight

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from video2numpy.jsonsafe import dumps
 
-from ..card import arrow_feature, merge_features
-from ..writer import PARQUET_COLUMNS
+from ..commit.card import arrow_feature, merge_features
+from ..commit.writer import PARQUET_COLUMNS
 
 PROVENANCE = ("source_dataset", "source_key", "source_id")
 

@@ -321,6 +321,6 @@ def pooled_embeddings(item: Input, shards: np.ndarray, rows: np.ndarray,
 
 def iter_members(tar_url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, {extension: bytes})`` of every sample of one of our tars, in order."""
-    from ..tars import iter_tar_samples
+    from ..plan.tars import iter_tar_samples
 
     yield from iter_tar_samples(tar_url)

@@ -31,9 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..card import Card
-from ..shards import key_digits
-from ..writer import Sample, ShardWriter, committed_shards
+from ..commit.card import Card
+from ..commit.writer import Sample, ShardWriter, committed_shards
+from ..plan.shards import key_digits
 from .fields import coerce, dataset_fields, merge_fields
 from .inputs import Input, InputError, check_models, iter_members
 from .plan import Plan
@@ -100,7 +100,7 @@ def mix_settings(inputs: list[Input], excludes: list[Input], plan_options: dict,
                  samples_per_shard: int) -> dict:  # fmt: skip
     """``run.json`` of the mix: what the downstream tools read (the model, the embedding
     size, the sampling when the inputs share it) and the mix itself."""
-    from ..dataset import _versions
+    from ..plan.dataset import _versions
 
     model = check_models(inputs, "a mixed dataset (one run.json names its model)")
     first = inputs[0].run

@@ -133,7 +133,7 @@ def _table_only(job, fs, dest, inputs, excludes, progress) -> dict:
 
 
 def _dataset(job, fs, dest, inputs, excludes, progress, log) -> dict:
-    from ..lease import Lease
+    from ..destination.lease import Lease
 
     tables = [i.name for i in inputs if i.kind == "table"]
     if tables:

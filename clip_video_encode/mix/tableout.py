@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from video2numpy.jsonsafe import dumps
 
-from ..writer import PARQUET_COLUMNS
+from ..commit.writer import PARQUET_COLUMNS
 from .fields import PROVENANCE, merge_types
 from .inputs import Input, iter_batches
 from .plan import Plan

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from video2numpy.examples import with_examples
 
-from ..encoder import EncoderLoadError
+from ..models.encoder import EncoderLoadError
 from .ann import build_ann, rank_moments_ann
 from .index import SearchIndex, build_index, frame_scores, read_run
 from .moments import MomentOptions, rank_moments

@@ -18,8 +18,8 @@ import os
 
 import numpy as np
 
-from ..encoder import Encoder, EncoderLoadError, EncoderOptions, TextEncoder
-from ..weights import RANDOM_SEED, WeightsMismatch
+from ..models.encoder import Encoder, EncoderLoadError, EncoderOptions, TextEncoder
+from ..models.weights import RANDOM_SEED, WeightsMismatch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 

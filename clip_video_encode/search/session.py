@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..encoder import Encoder, TextEncoder
+from ..models.encoder import Encoder, TextEncoder
 from .ann import build_ann, rank_moments_ann
 from .index import SearchIndex, build_index, frame_scores, read_run
 from .moments import Moment, MomentOptions, rank_moments
@@ -58,7 +58,7 @@ class Towers:
 
     def text(self, run: dict, weights: str) -> TextEncoder:
         """The text tower of ``run``'s model with ``weights`` (refused unless they are the
-        dataset's: :class:`~clip_video_encode.weights.WeightsMismatch`)."""
+        dataset's: :class:`~clip_video_encode.models.weights.WeightsMismatch`)."""
         return self._get(self._text, "text", run, weights, text_tower)
 
     def image(self, run: dict, weights: str) -> Encoder:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from video2numpy.examples import with_examples
 
-from ..encoder import EncoderLoadError
+from ..models.encoder import EncoderLoadError
 from .options import add_summary_options, embed_queries, summary_options
 from .summary import SummaryOptions
 

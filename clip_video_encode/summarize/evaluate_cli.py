@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from video2numpy.examples import with_examples
 
-from ..encoder import EncoderLoadError
+from ..models.encoder import EncoderLoadError
 from .annotations import Annotation, merge, read_h5, read_summe, read_tvsum
 from .evaluate import (
     EvalOptions,

@@ -110,7 +110,7 @@ def model_id(run: dict, weights: str, sha256: str | None = None) -> str:
     holds a slash) and short."""
     digest = sha256 or run.get("weights_sha256")
     if not digest and os.path.isfile(weights):
-        from ..weights import file_sha256
+        from ..models.weights import file_sha256
 
         digest = file_sha256(weights)
     digest = str(digest or weights)

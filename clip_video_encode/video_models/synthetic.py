@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..dataset import open_destination
-from ..writer import PARQUET_COLUMNS, Sample, ShardWriter
+from ..commit.writer import PARQUET_COLUMNS, Sample, ShardWriter
+from ..plan.dataset import open_destination
 
 # Fields of the record itself (a given ``timestamps`` or ``duration`` replaces ours); any
 # other field is a copied column.

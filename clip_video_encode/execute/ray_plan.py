@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .weights import EncoderLoadError
+from ..models.weights import EncoderLoadError
 
 
 @dataclass(frozen=True)

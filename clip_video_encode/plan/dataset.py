@@ -21,14 +21,20 @@ from video2numpy.table import is_table, read_table
 from video2numpy.versions import package_versions
 from video2numpy.video import FrameOptions
 
-from .batching import GROUP_VIDEOS
-from .card import Card, arrow_feature, merge_features
-from .encoder import PRECISIONS, EncoderOptions
-from .owned import check_free, inside, refuse_inputs_in_the_way, remove_shard, run_names
+from ..commit.card import Card, arrow_feature, merge_features
+from ..commit.writer import Sample, committed_shards, stats_path
+from ..destination.owned import (
+    check_free,
+    inside,
+    refuse_inputs_in_the_way,
+    remove_shard,
+    run_names,
+)
+from ..execute.batching import GROUP_VIDEOS
+from ..models.encoder import PRECISIONS, EncoderOptions
 from .retry import plan_retries
 from .shards import Columns, Shard, input_digest, key_digits, plan_shards
 from .tars import expand_tars, is_tar_input, shard_names
-from .writer import Sample, committed_shards, stats_path
 
 # Settings that change what is written: a rerun into the same destination must match them.
 # weights_sha256: the weights themselves (a path or tag may name other weights another day).

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 
-from .assembly import videos_to_do
-from .dataset import (
+from ..commit.assembly import videos_to_do
+from ..destination.lease import Lease
+from ..plan.dataset import (
     EncodeJob,
     Input,
     open_destination,
@@ -42,7 +43,6 @@ from .dataset import (
     record_in_run,
     with_choices_of_dest,
 )
-from .lease import Lease
 from .ray_actors import Actors
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, plan_pools

@@ -13,7 +13,7 @@ import numpy as np
 from video2numpy.scratch import make_scratch
 from video2numpy.video import FrameOptions, Task, sample_video
 
-from .encoder import Encoder, EncoderOptions
+from ..models.encoder import Encoder, EncoderOptions
 
 
 class DecodeWorker:
@@ -155,7 +155,7 @@ class Actors(NamedTuple):
 
 
 def _load_error(exc: Exception) -> Exception:
-    from .weights import EncoderLoadError
+    from ..models.weights import EncoderLoadError
 
     cause = getattr(exc, "cause", None) or exc
     text = str(cause)

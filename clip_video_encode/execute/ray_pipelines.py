@@ -26,14 +26,14 @@ import threading
 import time
 from collections import Counter, deque
 
-from .assembly import videos_to_do
-from .dataset import EncodeJob, Input, Summary, open_destination, prepare_run, record_in_run
-from .lease import Lease
+from ..commit.assembly import videos_to_do
+from ..commit.writer import stats_path
+from ..destination.lease import Lease
+from ..models.weights import EncoderLoadError
+from ..plan.dataset import EncodeJob, Input, Summary, open_destination, prepare_run, record_in_run
 from .ray_actors import Actors, _load_error
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, same_encoders
-from .weights import EncoderLoadError
-from .writer import stats_path
 
 REPORT_SECONDS = 0.5  # a pipeline reports its progress at most this often (and on commits)
 

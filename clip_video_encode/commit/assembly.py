@@ -25,9 +25,9 @@ import pyarrow as pa
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
-from .dataset import EncodeJob, RunMismatch, caption_text, finish_sample
-from .retry import Redo, committed_samples
-from .tars import tar_rows
+from ..plan.dataset import EncodeJob, RunMismatch, caption_text, finish_sample
+from ..plan.retry import Redo, committed_samples
+from ..plan.tars import tar_rows
 from .writer import Sample, ShardWriter
 
 FAILED_TO_ENCODE = "failed_to_encode"

@@ -21,9 +21,10 @@ from video2numpy.reader import stream_videos
 from video2numpy.status import SUCCESS
 from video2numpy.video import FrameOptions
 
-from .assembly import Assembly
-from .batching import Batcher, Piece
-from .dataset import (
+from ..commit.assembly import Assembly
+from ..destination.lease import Lease
+from ..models.encoder import Encoder, EncoderFidelityError
+from ..plan.dataset import (
     EncodeJob,
     open_destination,
     prepare_run,
@@ -31,8 +32,7 @@ from .dataset import (
     record_in_run,
     with_choices_of_dest,
 )
-from .encoder import Encoder, EncoderFidelityError
-from .lease import Lease
+from .batching import Batcher, Piece
 
 
 @dataclass

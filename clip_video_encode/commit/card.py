@@ -22,7 +22,7 @@ import re
 import pyarrow as pa
 import yaml
 
-from .owned import inside
+from ..destination.owned import inside
 
 # KEY.json's own fields, in the order they are written, with their Hugging Face types.
 RECORD_FEATURES: dict[str, dict] = {

@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 from video2numpy.jsonsafe import dumps, plain
 from video2numpy.status import SUCCESS
 
+from ..destination.owned import inside
 from .card import merge_features, value_feature
-from .owned import inside
 
 # The parquet's own columns, typed once: a column that is null in a whole shard must not be
 # typed null there, or readers of the whole dataset fail to unify the shards' schemas.

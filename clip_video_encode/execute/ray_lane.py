@@ -1,6 +1,6 @@
 """One lane of the Ray executor: the loop that hands videos to decode actors in shard order,
 sends their frames to encoder actors in the batches :mod:`.batching` forms, and writes and
-commits shards through the shared :class:`~.assembly.Assembly`; and the options and progress
+commits shards through the shared :class:`~..commit.assembly.Assembly`; and the options and progress
 report of a Ray run. The driver runs one lane, or each ``--pipelines`` actor runs one
 (``ray_pipelines.py``)."""
 
@@ -19,12 +19,12 @@ from tqdm import tqdm
 
 from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 
-from .assembly import Assembly
-from .batching import Batcher, Piece
-from .dataset import (
+from ..commit.assembly import Assembly
+from ..models.encoder import EncoderFidelityError, cosine_to
+from ..plan.dataset import (
     EncodeJob,
 )
-from .encoder import EncoderFidelityError, cosine_to
+from .batching import Batcher, Piece
 from .ray_actors import Actors, _load_error
 from .ray_plan import (
     GROUP_SECONDS,
