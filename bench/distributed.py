@@ -23,7 +23,7 @@ import time
 from clip_video_encode.execute.local import encode_dataset
 from clip_video_encode.execute.ray_executor import RayOptions, encode_dataset_ray
 from clip_video_encode.models.encoder import EncoderOptions
-from clip_video_encode.plan.dataset import EncodeJob
+from clip_video_encode.plan.job import EncodeJob
 from video2numpy import FrameOptions, Sampling
 from video2numpy.synth import write_video
 

@@ -36,7 +36,7 @@ import psutil
 from clip_video_encode.execute.ray_actors import Actors, DecodeWorker, EncodeWorker, Gathered
 from clip_video_encode.execute.ray_executor import RayOptions, encode_dataset_ray
 from clip_video_encode.models.encoder import Encoder, EncoderOptions
-from clip_video_encode.plan.dataset import EncodeJob
+from clip_video_encode.plan.job import EncodeJob
 from video2numpy import FrameOptions, Sampling
 from video2numpy.video import Task, sample_video
 

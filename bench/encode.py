@@ -31,7 +31,7 @@ import numpy as np
 
 from clip_video_encode.execute.local import encode_dataset
 from clip_video_encode.models.encoder import Encoder, EncoderOptions, resolve_precision
-from clip_video_encode.plan.dataset import EncodeJob
+from clip_video_encode.plan.job import EncodeJob
 from video2numpy import FrameOptions, Resize, Sampling
 from video2numpy.synth import write_video
 

@@ -68,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commit.writer import StorageRefused
     from .destination.lease import DestinationBusy, LeaseLost
     from .models.encoder import EncoderFidelityError, EncoderLoadError, EncoderOptions
-    from .plan.dataset import EncodeJob, RunMismatch
+    from .plan.job import EncodeJob
+    from .plan.run_file import RunMismatch
     from .plan.shards import Columns
 
     parser = argparse.ArgumentParser(

@@ -17,7 +17,7 @@ import fsspec
 import numpy as np
 import torch.utils.data
 
-from .commit.writer import committed_shards
+from .destination.folder import committed_shards
 
 
 def shard_urls(dataset: str) -> list[str]:

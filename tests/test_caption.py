@@ -192,7 +192,7 @@ def test_a_table_of_rows_becomes_a_table_clip_video_encode_reads(
     """Captions fill the rows without one, failed rows keep their status, and the table,
     given to clip-video-encode with --num-frames 8, embeds the very frames captioned."""
     from clip_video_encode.execute.local import encode_dataset
-    from clip_video_encode.plan.dataset import EncodeJob
+    from clip_video_encode.plan.job import EncodeJob
     from clip_video_encode.read import iter_samples
 
     src = _table(tmp_path / "in.parquet", {
@@ -343,7 +343,7 @@ def test_tars_keep_their_keys_and_a_sample_without_video_keeps_its_row(
 def test_an_encoded_dataset_is_captioned_with_its_own_keys(captioner, clips, tiny, tmp_path,
                                                            encoder):  # fmt: skip
     from clip_video_encode.execute.local import encode_dataset
-    from clip_video_encode.plan.dataset import EncodeJob
+    from clip_video_encode.plan.job import EncodeJob
 
     src = _table(tmp_path / "in.parquet", {
         "location": [clips["ten.mp4"], clips["three.mp4"]], "start": [4.0, None],
@@ -439,7 +439,7 @@ def test_window_captions_line_up_with_the_hierarchys_clip_features(
     """One caption per clip feature of clip-video-hierarchy, same key, same bounds."""
     from clip_video_encode.execute.local import encode_dataset
     from clip_video_encode.hierarchy.build import HierarchyOptions, build
-    from clip_video_encode.plan.dataset import EncodeJob
+    from clip_video_encode.plan.job import EncodeJob
 
     src = _table(tmp_path / "in.parquet", {
         "location": [clips["ten.mp4"], clips["ten.mp4"], clips["three.mp4"]],

@@ -150,7 +150,7 @@ def run(job, encoder):
     """Run ``job``: "done", or "refused" when it stopped on its input or destination."""
     from clip_video_encode.destination.lease import DestinationBusy
     from clip_video_encode.execute.local import encode_dataset
-    from clip_video_encode.plan.dataset import RunMismatch
+    from clip_video_encode.plan.run_file import RunMismatch
 
     try:
         encode_dataset(job, encoder=encoder, progress=False)
@@ -204,7 +204,7 @@ def test_runs_touch_only_their_own_names_quick(videos, encoder, layout):
 def check_run(videos, encoder, layout):
     global _AUDIT
     from clip_video_encode.models.encoder import EncoderOptions
-    from clip_video_encode.plan.dataset import EncodeJob
+    from clip_video_encode.plan.job import EncodeJob
     from video2numpy import FrameOptions, Sampling
 
     tars, user, inputs_in_dest, output_format = layout

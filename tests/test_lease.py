@@ -120,7 +120,7 @@ def test_a_run_that_lost_its_lease_stops_before_committing(
     nothing more; what it committed before stays valid."""
     from clip_video_encode.execute.local import encode_dataset
     from clip_video_encode.models.encoder import EncoderOptions
-    from clip_video_encode.plan.dataset import EncodeJob
+    from clip_video_encode.plan.job import EncodeJob
     from video2numpy.video import FrameOptions, Sampling
 
     listing = tmp_path / "videos.txt"

@@ -21,7 +21,7 @@ from conftest import MODEL  # noqa: E402
 from clip_video_encode.cli import main  # noqa: E402
 from clip_video_encode.execute.ray_executor import RayOptions, encode_dataset_ray  # noqa: E402
 from clip_video_encode.models.encoder import EncoderOptions  # noqa: E402
-from clip_video_encode.plan.dataset import EncodeJob  # noqa: E402
+from clip_video_encode.plan.job import EncodeJob  # noqa: E402
 from video2numpy import FrameOptions, Sampling, read_videos  # noqa: E402
 from video2numpy.synth import write_video  # noqa: E402
 

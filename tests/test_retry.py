@@ -16,7 +16,7 @@ import pytest
 from conftest import MODEL
 
 from clip_video_encode.cli import main as encode_main
-from clip_video_encode.commit.writer import committed_shards
+from clip_video_encode.destination.folder import committed_shards
 
 
 def args(src, dest, checkpoint, *extra):

@@ -148,7 +148,9 @@ def test_planning_a_million_rows_costs_no_memory_per_row():
 def test_assembly_holds_only_videos_in_flight(tmp_path, encoder):
     """Rows handed out and finished one by one: memory stays at one shard's bookkeeping."""
     from clip_video_encode.commit.assembly import Assembly
-    from clip_video_encode.plan.dataset import EncodeJob, open_destination, prepare_run
+    from clip_video_encode.destination.folder import open_destination
+    from clip_video_encode.plan.job import EncodeJob
+    from clip_video_encode.plan.run_file import prepare_run
 
     n = 6000
     src = tmp_path / "rows.csv"

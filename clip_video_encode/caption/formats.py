@@ -187,7 +187,7 @@ def _rows(rows, names, path, role, id_field, caption_field) -> dict[str, list[st
 def _dataset(path, role, id_field, caption_field) -> dict[str, list[str]]:
     import pyarrow.parquet as pq
 
-    from ..commit.writer import committed_shards
+    from ..destination.folder import committed_shards
 
     fs, root = fsspec.core.url_to_fs(path)
     stats, _ = committed_shards(fs, root.rstrip("/"))

@@ -27,9 +27,10 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..commit.writer import PARQUET_COLUMNS, committed_shards
-from ..plan.dataset import load_input
+from ..commit.writer import PARQUET_COLUMNS
+from ..destination.folder import committed_shards
 from ..plan.shards import Columns, Shard, input_digest, plan_shards
+from ..plan.source import load_input
 from ..plan.tars import expand_tars, is_tar_input, shard_names, tar_rows
 
 

@@ -25,8 +25,10 @@ import pyarrow as pa
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
-from ..plan.dataset import EncodeJob, RunMismatch, caption_text, finish_sample
+from ..commit.samples import caption_text, finish_sample
+from ..plan.job import EncodeJob
 from ..plan.retry import Redo, committed_samples
+from ..plan.run_file import RunMismatch
 from ..plan.tars import tar_rows
 from .writer import Sample, ShardWriter
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from video2numpy.jsonsafe import dumps, plain
 from video2numpy.status import SUCCESS
 
+from ..destination.folder import stats_path
 from ..destination.owned import inside
 from .card import merge_features, value_feature
 
@@ -58,10 +59,6 @@ class Sample:
     members: dict[str, bytes] | None = None
     row: dict | None = None
     shard_error: str | None = None  # the input tar is damaged here (its shard's stats say so)
-
-
-def stats_path(dest: str, name: str) -> str:
-    return f"{dest}/{name}_stats.json"
 
 
 class ShardWriter:
@@ -354,40 +351,6 @@ def _is_local(fs) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(fs, LocalFileSystem)
-
-
-def committed_shards(fs, path: str) -> tuple[list[dict], list[dict]]:
-    """The shards of a destination whose commit is valid, as ``(stats, listing entries of
-    their markers)``, in name order. A marker counts only if it parses, and the tar (or
-    folder) and parquet it vouches for are there with the sizes it recorded: a 0-byte or
-    half-written marker, or data replaced since, means the shard is not committed."""
-    fs.invalidate_cache(path)
-    listing = {e["name"].rstrip("/"): e for e in fs.ls(path, detail=True)}
-    stats_list, markers = [], []
-    for name in sorted(n for n in listing if n.endswith("_stats.json")):
-        entry = listing[name]
-        if not entry.get("size"):
-            continue
-        try:
-            stats = json.loads(fs.cat_file(name))
-        except (ValueError, OSError):
-            continue
-        base = name[: -len("_stats.json")]
-        if not isinstance(stats, dict) or not isinstance(stats.get("count"), int):
-            continue
-        tar, parquet = listing.get(base + ".tar"), listing.get(base + ".parquet")
-        data = tar or listing.get(base)
-        if data is None or parquet is None:
-            continue
-        if stats.get("tar_bytes") is not None and (tar or {}).get("size") != stats["tar_bytes"]:
-            continue
-        if stats.get("parquet_bytes") is not None and parquet.get("size") != stats[
-                "parquet_bytes"]:  # fmt: skip
-            continue
-        stats["_data"] = base + ".tar" if tar else base
-        stats_list.append(stats)
-        markers.append(entry)
-    return stats_list, markers
 
 
 class StorageRefused(OSError):

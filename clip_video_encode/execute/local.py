@@ -22,16 +22,12 @@ from video2numpy.status import SUCCESS
 from video2numpy.video import FrameOptions
 
 from ..commit.assembly import Assembly
+from ..destination.folder import open_destination
 from ..destination.lease import Lease
 from ..models.encoder import Encoder, EncoderFidelityError
-from ..plan.dataset import (
-    EncodeJob,
-    open_destination,
-    prepare_run,
-    read_input,
-    record_in_run,
-    with_choices_of_dest,
-)
+from ..plan.job import EncodeJob, with_choices_of_dest
+from ..plan.run_file import prepare_run, record_in_run
+from ..plan.source import read_input
 from .batching import Batcher, Piece
 
 

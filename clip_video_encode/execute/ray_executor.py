@@ -33,16 +33,11 @@ from __future__ import annotations
 import os
 
 from ..commit.assembly import videos_to_do
+from ..destination.folder import open_destination
 from ..destination.lease import Lease
-from ..plan.dataset import (
-    EncodeJob,
-    Input,
-    open_destination,
-    prepare_run,
-    read_input,
-    record_in_run,
-    with_choices_of_dest,
-)
+from ..plan.job import EncodeJob, with_choices_of_dest
+from ..plan.run_file import prepare_run, record_in_run
+from ..plan.source import Input, read_input
 from .ray_actors import Actors
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, plan_pools

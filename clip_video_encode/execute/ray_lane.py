@@ -21,9 +21,7 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 
 from ..commit.assembly import Assembly
 from ..models.encoder import EncoderFidelityError, cosine_to
-from ..plan.dataset import (
-    EncodeJob,
-)
+from ..plan.job import EncodeJob
 from .batching import Batcher, Piece
 from .ray_actors import Actors, _load_error
 from .ray_plan import (

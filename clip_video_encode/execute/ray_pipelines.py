@@ -27,10 +27,13 @@ import time
 from collections import Counter, deque
 
 from ..commit.assembly import videos_to_do
-from ..commit.writer import stats_path
+from ..commit.samples import Summary
+from ..destination.folder import open_destination, stats_path
 from ..destination.lease import Lease
 from ..models.weights import EncoderLoadError
-from ..plan.dataset import EncodeJob, Input, Summary, open_destination, prepare_run, record_in_run
+from ..plan.job import EncodeJob
+from ..plan.run_file import prepare_run, record_in_run
+from ..plan.source import Input
 from .ray_actors import Actors, _load_error
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, same_encoders

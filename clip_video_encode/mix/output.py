@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..commit.card import Card
-from ..commit.writer import Sample, ShardWriter, committed_shards
+from ..commit.writer import Sample, ShardWriter
+from ..destination.folder import committed_shards
 from ..plan.shards import key_digits
 from .fields import coerce, dataset_fields, merge_fields
 from .inputs import Input, InputError, check_models, iter_members
@@ -100,7 +101,7 @@ def mix_settings(inputs: list[Input], excludes: list[Input], plan_options: dict,
                  samples_per_shard: int) -> dict:  # fmt: skip
     """``run.json`` of the mix: what the downstream tools read (the model, the embedding
     size, the sampling when the inputs share it) and the mix itself."""
-    from ..plan.dataset import _versions
+    from ..plan.run_file import run_versions
 
     model = check_models(inputs, "a mixed dataset (one run.json names its model)")
     first = inputs[0].run
@@ -124,7 +125,7 @@ def mix_settings(inputs: list[Input], excludes: list[Input], plan_options: dict,
             "options": plan_options,
             "samples_per_shard": samples_per_shard,
         },
-        "versions": _versions(),
+        "versions": run_versions(),
     }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..commit.writer import PARQUET_COLUMNS, Sample, ShardWriter
-from ..plan.dataset import open_destination
+from ..destination.folder import open_destination
 
 # Fields of the record itself (a given ``timestamps`` or ``duration`` replaces ours); any
 # other field is a copied column.
