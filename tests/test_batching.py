@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clip_video_encode.execute.batching import Batcher
+from clip_video_encode.plan.batching import Batcher
 
 
 def run_batcher(videos, batch_size, group, order_seed, chunk_seed, shard_of=None):

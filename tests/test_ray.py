@@ -79,7 +79,7 @@ def read_shards(dest):
 def assert_same_shards(dest, local_dest):
     """``dest`` holds what the local executor wrote to ``local_dest``: the same files, parquet
     rows, keys in order, json, captions and embeddings, bit for bit (both executors batch
-    frames by the same rule, clip_video_encode.execute.batching). Returns
+    frames by the same rule, clip_video_encode.plan.batching). Returns
     ``read_shards(dest)`` and ``read_shards(local_dest)``."""
     assert sorted(os.listdir(dest)) == sorted(os.listdir(local_dest))
     (samples, parquet), (local_samples, local_parquet) = read_shards(dest), read_shards(local_dest)
@@ -493,7 +493,7 @@ def test_int8_engine_on_ray_matches_local(cluster, clips, checkpoint, tmp_path):
     """The encoder actors take the engine options: the same check, recorded in run.json, and
     the embeddings of the local executor's int8 run, bit for bit. Dynamic quantisation scales
     a batch's activations together, so a frame's int8 embedding depends on the frames beside
-    it: both executors batch by the same rule (clip_video_encode.execute.batching)."""
+    it: both executors batch by the same rule (clip_video_encode.plan.batching)."""
     pytest.importorskip("onnxruntime")
     table = table_of(tmp_path, clips[:3])
     common = ["--model", MODEL, "--pretrained", checkpoint, "--fps", "4", "--batch-size", "8",

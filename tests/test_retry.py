@@ -96,7 +96,7 @@ def test_retry_redoes_only_the_failed_rows(videos, tmp_path, checkpoint, table, 
     # The rewritten shard is the one a fresh run writes now: byte for byte, but for the
     # redone row's embeddings, batched with the other rows redone (none here) rather than
     # beside row 0's frames, which move them by float16 rounding (fp32 here; bf16's rounding
-    # moves them by a few of its own ulps), see clip_video_encode.execute.batching.
+    # moves them by a few of its own ulps), see clip_video_encode.plan.batching.
     fresh = tmp_path / "fresh"
     encode_main(args(src, fresh, checkpoint, *fmt))
     assert_same_but_batching(members(dest / name0), members(fresh / name0))

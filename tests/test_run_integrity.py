@@ -109,8 +109,8 @@ def test_native_size_frames_of_two_sizes(videos, tmp_path, checkpoint, distribut
 
 
 def test_an_error_in_the_encoder_thread_reaches_the_caller():
-    from clip_video_encode.execute.batching import Piece
     from clip_video_encode.execute.local import EncoderThreadDied, _EncodeThread
+    from clip_video_encode.plan.batching import Piece
 
     def explode(frames):
         raise SystemExit("the encoder thread is gone")  # not an Exception: escapes the batch

@@ -2,7 +2,7 @@
 
 Decoding runs in video2numpy's worker pool; the encoder runs in a thread of its own (torch
 releases the GIL), so this thread keeps taking frames from the decoders while a batch is
-being encoded. Which frames share a batch follows :mod:`.batching`'s rule (short videos of a
+being encoded. Which frames share a batch follows :mod:`..plan.batching`'s rule (short videos of a
 group share batches), never the decoders' timing. Both hand-offs are bounded queues: a slow
 encoder makes the decoders wait, never fills memory.
 """
@@ -25,10 +25,10 @@ from ..commit.assembly import Assembly
 from ..destination.folder import open_destination
 from ..destination.lease import Lease
 from ..models.encoder import Encoder, EncoderFidelityError
+from ..plan.batching import Batcher, Piece
 from ..plan.job import EncodeJob, with_choices_of_dest
 from ..plan.run_file import prepare_run, record_in_run
 from ..plan.source import read_input
-from .batching import Batcher, Piece
 
 
 @dataclass

@@ -9,7 +9,7 @@ once, in input order, and be committed only when complete, so that shards are th
 local executor's and a rerun resumes at the first uncommitted shard. Here the driver owns that
 bookkeeping (the same :class:`Assembly` the local executor uses): it hands videos to decode
 actors in shard order, sends their frames to encoder actors in the batches the local executor
-forms too (:mod:`.batching`), and writes each finished video. Ray Data's ``map_batches``
+forms too (:mod:`..plan.batching`), and writes each finished video. Ray Data's ``map_batches``
 would re-block and reorder rows and retry failed tasks on its own terms, leaving exactly-once
 per shard to be rebuilt on top of it.
 

@@ -1,5 +1,5 @@
 """One lane of the Ray executor: the loop that hands videos to decode actors in shard order,
-sends their frames to encoder actors in the batches :mod:`.batching` forms, and writes and
+sends their frames to encoder actors in the batches :mod:`..plan.batching` forms, and writes and
 commits shards through the shared :class:`~..commit.assembly.Assembly`; and the options and progress
 report of a Ray run. The driver runs one lane, or each ``--pipelines`` actor runs one
 (``ray_pipelines.py``)."""
@@ -21,8 +21,8 @@ from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 
 from ..commit.assembly import Assembly
 from ..models.encoder import EncoderFidelityError, cosine_to
+from ..plan.batching import Batcher, Piece
 from ..plan.job import EncodeJob
-from .batching import Batcher, Piece
 from .ray_actors import Actors, _load_error
 from .ray_plan import (
     GROUP_SECONDS,
@@ -108,7 +108,7 @@ class Progress:
 
 class Lane:
     """Decoders and encoders driven by one process: hands videos to decoders in shard order,
-    sends their frames to the encoders in the batches :mod:`.batching` forms (the local
+    sends their frames to the encoders in the batches :mod:`..plan.batching` forms (the local
     executor's), and writes and commits shards.
     The driver runs one; with ``--pipelines``, each pipeline actor runs one."""
 

@@ -15,7 +15,7 @@ from ..commit.card import Card, arrow_feature, merge_features
 from ..commit.samples import Summary
 from ..destination.folder import committed_shards, names_in, stats_path
 from ..destination.owned import check_free, inside, remove_shard
-from ..execute.batching import GROUP_VIDEOS
+from .batching import GROUP_VIDEOS
 from .job import EncodeJob
 from .retry import plan_retries
 from .shards import Shard, key_digits
