@@ -84,3 +84,43 @@ def test_no_import_cycles():
     graph = {name: imported(name, path, modules) for name, path in modules.items()}
     assert "clip_video_encode.execute.ray_lane" in graph["clip_video_encode.execute.ray_pipelines"]
     assert cycles(graph) == []
+
+
+# The encode pipeline's layers (each package's __init__ docstring says the same): what each
+# may import of clip_video_encode besides itself. The run reads one way, plan -> execute ->
+# commit: the plan never knows who executes or commits it, the commit path never who feeds it.
+LAYERS = {
+    "models": set(),
+    "destination": set(),
+    "plan": {"models", "destination"},
+    "commit": {"plan", "destination"},
+    "execute": {"models", "destination", "plan", "commit"},
+}
+
+
+def layer_breaches(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for module, targets in graph.items():
+        parts = module.split(".")
+        if parts[0] != "clip_video_encode" or len(parts) < 2 or parts[1] not in LAYERS:
+            continue
+        for target in sorted(targets):
+            other = target.split(".")
+            if other[0] != "clip_video_encode" or len(other) < 2 or other[1] == parts[1]:
+                continue
+            if other[1] not in LAYERS[parts[1]]:
+                out.append(f"{module} imports {target}")
+    return out
+
+
+def test_the_layer_checker_finds_a_breach():
+    graph = {"clip_video_encode.plan.a": {"clip_video_encode.commit.b", "video2numpy.c"},
+             "clip_video_encode.commit.b": {"clip_video_encode.plan.a"}}  # fmt: skip
+    assert layer_breaches(graph) == ["clip_video_encode.plan.a imports clip_video_encode.commit.b"]
+
+
+def test_the_encode_pipeline_imports_one_way():
+    modules = module_files()
+    graph = {name: imported(name, path, modules) for name, path in modules.items()}
+    assert all(f"clip_video_encode.{layer}" in modules for layer in LAYERS)
+    assert layer_breaches(graph) == []

@@ -26,7 +26,7 @@ def test_a_fresh_run_leaves_a_users_file_at_a_partial_name_alone(videos, tmp_pat
     """DESIGN.md section 7: a run removes only what it can prove it wrote. In a destination
     with no run.json no run of this tool ever started (run.json is written before any
     partial file), so ``00000.parquet.partial`` there is not the tool's: today it is deleted
-    at start-up (prepare_run's remove_shard over the plan's partial names; check_free looks
+    at start-up (plan_run's remove_shard over the plan's partial names; check_free looks
     at final names only). It should be refused like a final name, or left alone."""
     src = tmp_path / "t.csv"
     src.write_text(f"location\n{videos['one_frame.mp4']}\n")

@@ -148,17 +148,19 @@ def test_planning_a_million_rows_costs_no_memory_per_row():
 def test_assembly_holds_only_videos_in_flight(tmp_path, encoder):
     """Rows handed out and finished one by one: memory stays at one shard's bookkeeping."""
     from clip_video_encode.commit.assembly import Assembly
+    from clip_video_encode.commit.ledger import open_ledger
     from clip_video_encode.destination.folder import open_destination
     from clip_video_encode.plan.job import EncodeJob
-    from clip_video_encode.plan.run_file import prepare_run
+    from clip_video_encode.plan.run_file import plan_run
 
     n = 6000
     src = tmp_path / "rows.csv"
     src.write_text("location,caption\n" + "".join(f"/no/{i}.mp4,caption {i}\n" for i in range(n)))
     job = EncodeJob(src=str(src), dest=str(tmp_path / "out"), samples_per_shard=500)
     fs, dest = open_destination(job.dest)
-    run = prepare_run(job, encoder.describe(), fs, dest)
-    assembly = Assembly(job, run, fs, dest, encoder.embed_dim, None)
+    plan = plan_run(job, encoder.describe(), fs, dest)
+    ledger = open_ledger(job, plan, fs, dest)
+    assembly = Assembly(job, plan, ledger, encoder.embed_dim, None)
     record = {"status": "failed_to_fetch", "error_message": "no such file", "timestamps": []}
     tracemalloc.start()
     largest = 0
@@ -172,5 +174,5 @@ def test_assembly_holds_only_videos_in_flight(tmp_path, encoder):
     tracemalloc.stop()
     assembly.close()
     assert largest == 1 and assembly.slots == {}
-    assert run["summary"].done_shards == 12
+    assert ledger.summary.done_shards == 12
     assert peak - base < 3e6, f"memory grew by {(peak - base) / 1e6:.1f} MB over 5000 rows"

@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,11 +25,13 @@ import pyarrow as pa
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 
-from ..commit.samples import caption_text, finish_sample
 from ..plan.job import EncodeJob
 from ..plan.retry import Redo, committed_samples
-from ..plan.run_file import RunMismatch
+from ..plan.run_file import Plan, RunMismatch
+from ..plan.shards import Shard
 from ..plan.tars import tar_rows
+from .ledger import Ledger
+from .samples import caption_text, finish_sample
 from .writer import Sample, ShardWriter
 
 FAILED_TO_ENCODE = "failed_to_encode"
@@ -54,43 +56,28 @@ def extra_types(shard) -> dict | None:
             for c in shard.columns.save}  # fmt: skip
 
 
-def videos_to_do(run: dict) -> int | None:
-    """Videos a run will do, when known up front (not for tar input, whose size shows on
-    reading)."""
-    shards, retries = run["todo"], run["retries"]
-    if all(s.size is not None for s in shards):
-        return sum(len(retries[s.name].positions) if s.name in retries else s.size
-                   for s in shards)  # fmt: skip
-    return None
-
-
 class Assembly:
     def __init__(
         self,
         job: EncodeJob,
-        run: dict,
-        fs,
-        dest: str,
+        plan: Plan,
+        ledger: Ledger,
         embed_dim: int,
         similarity: Callable[[np.ndarray, str], np.ndarray] | None,
-        guard: Callable[[], None] | None = None,
+        shards: Iterable[Shard] | None = None,
     ) -> None:
-        """``guard``: called before each shard's commit; raises to stop the run (the
-        destination's lease was lost)."""
-        self.job, self.run, self.fs, self.dest = job, run, fs, dest
-        self.guard = guard
+        """``shards``: those to do, in order (the plan's ``todo`` unless given: a Ray
+        pipeline takes them one at a time from the run's queue)."""
+        self.job, self.plan, self.ledger = job, plan, ledger
+        self.fs, self.dest = ledger.fs, ledger.dest
         self.embed_dim, self.similarity = embed_dim, similarity
-        self.shards = run["todo"]
-        self.summary = run["summary"]
+        self.shards = plan.todo if shards is None else shards
+        self.summary = ledger.summary
         self.slots: dict[int, Slot] = {}  # videos handed out and not yet finished
         self.writers: dict[int, ShardWriter] = {}
         self.done_here: dict[int, tuple[Counter, list]] = {}  # shard -> its rows done here
         self.scratch = make_scratch("clip-video-encode-")  # and dead runs' removed
         self.finished = 0
-
-    @property
-    def total(self) -> int | None:
-        return videos_to_do(self.run)
 
     def sources(self) -> Iterator[dict]:
         """Videos to decode, in shard order, as ``{"location", "start", "end"}``; the n-th
@@ -99,10 +86,10 @@ class Assembly:
         executor may decode it again (a lost worker)."""
         video = 0
         for s, shard in enumerate(self.shards):
-            redo = self.run["retries"].get(shard.name)
+            redo = self.plan.retries.get(shard.name)
             self.writers[s] = ShardWriter(
                 self.fs, self.dest, shard.name, shard.size, self.embed_dim,
-                self.run["captions"], self.job.output_format, shard.digest(),
+                self.plan.captions, self.job.output_format, shard.digest(),
                 self.job.io_retries, extra_types(shard), replaces=redo is not None,
                 json_fields=None if redo is None else redo.json_fields,
             )  # fmt: skip
@@ -113,7 +100,7 @@ class Assembly:
                 scratch = os.path.join(self.scratch, str(s))
                 rows = tar_rows(shard.tar, scratch, keep, self.job.encoding, shard.name)
             if redo is not None:
-                rows = self._retried_rows(s, redo, rows)
+                rows = self._retried_rows(s, shard, redo, rows)
             n = 0
             for n, row in enumerate(rows, 1):
                 if row is None:
@@ -127,7 +114,9 @@ class Assembly:
                 self.writers[s].n_rows = n
                 self._close_complete()
 
-    def _retried_rows(self, s: int, redo: Redo, rows: Iterator[dict]) -> Iterator[dict | None]:
+    def _retried_rows(
+        self, s: int, shard: Shard, redo: Redo, rows: Iterator[dict]
+    ) -> Iterator[dict | None]:
         """The rows of a committed shard, for --retry-failed: those to do again as they are,
         the others (None) copied at once from the committed shard to its writer."""
         committed = committed_samples(self.fs, redo)
@@ -135,9 +124,9 @@ class Assembly:
             old, parts = next(committed, (None, None))
             if old is None or old["key"] != row["key"]:
                 how = (  # --replan compares a table's rows; a tar has no row hash to compare
-                    f"remove {self.dest}/{self.shards[s].name}_stats.json to redo the shard"
+                    f"remove {self.dest}/{shard.name}_stats.json to redo the shard"
                     " from the tar as it is now"
-                    if self.shards[s].tar is not None
+                    if shard.tar is not None
                     else "rerun without --retry-failed (with --replan)"
                 )
                 raise RunMismatch(
@@ -207,13 +196,10 @@ class Assembly:
 
     def _close_complete(self) -> None:
         for s in [s for s, w in self.writers.items() if w.complete]:
-            if self.guard is not None:
-                self.guard()
+            self.ledger.check()
             stats = self.writers.pop(s).close()
-            if self.run.get("card") is not None:
-                self.run["card"].committed(stats)
             statuses, frames = self.done_here.pop(s, (Counter(), [0]))
             # What this run did in the shard (all of it, but for --retry-failed), for an
             # executor that counts committed shards rather than videos (Ray pipelines).
             done = {"status_dict": dict(statuses), "frames": frames[0]}
-            self.summary.shard_done({**stats, "done_here": done})
+            self.ledger.committed({**stats, "done_here": done})

@@ -22,13 +22,13 @@ from video2numpy.status import SUCCESS
 from video2numpy.video import FrameOptions
 
 from ..commit.assembly import Assembly
-from ..destination.folder import open_destination
-from ..destination.lease import Lease
+from ..commit.ledger import Ledger
 from ..models.encoder import Encoder, EncoderFidelityError
 from ..plan.batching import Batcher, Piece
 from ..plan.job import EncodeJob, with_choices_of_dest
-from ..plan.run_file import prepare_run, record_in_run
+from ..plan.run_file import Plan
 from ..plan.source import read_input
+from .run import run_job
 
 
 @dataclass
@@ -43,24 +43,38 @@ class _Video:
 def encode_dataset(
     job: EncodeJob, encoder: Encoder | None = None, progress: bool | None = None
 ) -> dict:
-    """Run ``job`` with the local executor; returns the run's summary (see ``prepare_run``)."""
+    """Run ``job`` with the local executor; returns the run's summary (see ``run_job``)."""
     read = read_input(job)  # first: unusable input costs no model loading and no dest
     job = with_choices_of_dest(job)
-    encoder = encoder or Encoder(job.encoder)  # then: a bad model leaves no empty dest
-    fs, dest = open_destination(job.dest)
-    with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
-        run = prepare_run(job, encoder.describe(), fs, dest, read)
-        assembly = Assembly(job, run, fs, dest, encoder.embed_dim, encoder.similarity,
-                            guard=lease.check)  # fmt: skip
-        try:
-            _encode(job, encoder, run, assembly, progress)
-        finally:
-            if encoder.fidelity is not None:
-                record_in_run(fs, dest, {"fidelity": encoder.fidelity})
-        return run["summary"].finish()
+    return run_job(job, read, LocalExecutor(job, encoder, progress))
 
 
-def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, progress) -> None:
+class LocalExecutor:
+    """Decoding in video2numpy's worker pool, encoding in a thread of this process."""
+
+    def __init__(self, job: EncodeJob, encoder: Encoder | None, progress: bool | None) -> None:
+        self.job, self.encoder, self.progress = job, encoder, progress
+
+    def start(self) -> dict:
+        self.encoder = self.encoder or Encoder(self.job.encoder)  # a bad model: no empty dest
+        return self.encoder.describe()
+
+    def execute(self, plan: Plan, ledger: Ledger, lease=None) -> None:
+        encoder = self.encoder
+        assembly = Assembly(self.job, plan, ledger, encoder.embed_dim, encoder.similarity)
+        _encode(self.job, encoder, plan, assembly, self.progress)
+
+    def fidelity(self) -> dict | None:
+        return None if self.encoder is None else self.encoder.fidelity
+
+    def stop(self) -> None:
+        pass
+
+    def report(self) -> dict:
+        return {}
+
+
+def _encode(job: EncodeJob, encoder: Encoder, plan: Plan, assembly: Assembly, progress) -> None:
     """Decode the videos ``assembly`` hands out, encode their frames in the batches
     :class:`Batcher` forms, hand back the results."""
     videos: dict[int, _Video] = {}
@@ -94,8 +108,8 @@ def _encode(job: EncodeJob, encoder: Encoder, run: dict, assembly: Assembly, pro
             yield source
         pipeline.put(batcher.close())
 
-    bar = tqdm(total=assembly.total, unit="video", disable=_quiet(progress), desc="encode")
-    frames = chunked_for(run["frames"], encoder.batch_size)
+    bar = tqdm(total=plan.videos(), unit="video", disable=_quiet(progress), desc="encode")
+    frames = chunked_for(plan.frames, encoder.batch_size)
     stream = stream_videos(registered(assembly.sources()), frames, job.workers, job.timeout)
     try:
         for chunk in stream:

@@ -32,15 +32,14 @@ from __future__ import annotations
 
 import os
 
-from ..commit.assembly import videos_to_do
-from ..destination.folder import open_destination
-from ..destination.lease import Lease
+from ..commit.ledger import Ledger
 from ..plan.job import EncodeJob, with_choices_of_dest
-from ..plan.run_file import prepare_run, record_in_run
-from ..plan.source import Input, read_input
+from ..plan.run_file import Plan
+from ..plan.source import read_input
 from .ray_actors import Actors
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, plan_pools
+from .run import run_job
 
 __all__ = ["RayOptions", "encode_dataset_ray", "plan_pools"]
 
@@ -66,35 +65,40 @@ def encode_dataset_ray(
     try:
         pools = plan_pools(options, ray.cluster_resources(), os.cpu_count() or 1)
         if len(pools) > 1:
-            from .ray_pipelines import encode_in_pipelines
+            from .ray_pipelines import PipelinesExecutor
 
-            return encode_in_pipelines(job, options, actors, pools, read, progress)
-        return _encode_in_driver(job, options, actors, pools[0], read, progress)
+            return run_job(job, read, PipelinesExecutor(job, options, actors, pools, progress))
+        return run_job(job, read, LaneExecutor(job, options, actors, pools[0], progress))
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _encode_in_driver(
-    job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools, read: Input,
-    progress: bool | None,
-) -> dict:  # fmt: skip
+class LaneExecutor:
     """One lane, run by the driver itself."""
-    lane = Lane(job, options, actors, pools)
-    try:
-        description, batch_size = lane.start()
-        fs, dest = open_destination(job.dest)
-        with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
-            run = prepare_run(job, description, fs, dest, read)
-            shown = Progress(run["summary"], videos_to_do(run), progress, [pools])
-            try:
-                for finished in lane.steps(run, fs, dest, description, batch_size, lease.check):
-                    shown.advance(finished, lane.redone)
-            finally:
-                shown.close()
-                fidelity = lane.fidelity()
-                if fidelity:
-                    record_in_run(fs, dest, {"fidelity": fidelity})
-    finally:
-        lane.stop()
-    return {**run["summary"].finish(), "redone": lane.redone}
+
+    def __init__(self, job: EncodeJob, options: RayOptions, actors: Actors, pools: Pools,
+                 progress: bool | None) -> None:  # fmt: skip
+        self.lane = Lane(job, options, actors, pools)
+        self.pools, self.progress = pools, progress
+
+    def start(self) -> dict:
+        self.description, self.batch_size = self.lane.start()
+        return self.description
+
+    def execute(self, plan: Plan, ledger: Ledger, lease=None) -> None:
+        shown = Progress(ledger.summary, plan.videos(), self.progress, [self.pools])
+        try:
+            for finished in self.lane.steps(plan, ledger, self.description, self.batch_size):
+                shown.advance(finished, self.lane.redone)
+        finally:
+            shown.close()
+
+    def fidelity(self) -> dict | None:
+        return self.lane.fidelity()
+
+    def stop(self) -> None:
+        self.lane.stop()
+
+    def report(self) -> dict:
+        return {"redone": self.lane.redone}

@@ -11,6 +11,7 @@ import itertools
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -20,9 +21,12 @@ from tqdm import tqdm
 from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 
 from ..commit.assembly import Assembly
+from ..commit.ledger import Ledger
 from ..models.encoder import EncoderFidelityError, cosine_to
 from ..plan.batching import Batcher, Piece
 from ..plan.job import EncodeJob
+from ..plan.run_file import Plan
+from ..plan.shards import Shard
 from .ray_actors import Actors, _load_error
 from .ray_plan import (
     GROUP_SECONDS,
@@ -165,15 +169,15 @@ class Lane:
         checks = [c for c in checks if c]
         return min(checks, key=lambda c: c["min_cosine"]) if checks else None
 
-    def steps(self, run: dict, fs, dest: str, description: dict, batch_size: int, guard):
-        """Encode ``run["todo"]``'s shards; yields, as it goes, how many videos it finished
-        since the last yield. ``guard``: called before each commit (the lease)."""
+    def steps(self, plan: Plan, ledger: Ledger, description: dict, batch_size: int,
+              shards: Iterable[Shard] | None = None):  # fmt: skip
+        """Encode ``shards`` (the plan's ``todo`` unless given) and commit them through
+        ``ledger``; yields, as it goes, how many videos it finished since the last yield."""
         job = self.job
         similarity = self._similarity if job.caption_similarity else None
         self.texts: dict[object, int] = {}  # caption embedding ref -> video
-        self.assembly = Assembly(job, run, fs, dest, description["embed_dim"], similarity,
-                                 guard=guard)  # fmt: skip
-        self.frame_options = run["frames"]
+        self.assembly = Assembly(job, plan, ledger, description["embed_dim"], similarity, shards)
+        self.frame_options = plan.frames
         self.batch_size = batch_size
         # Frames this lane may hold refs to (decoded, not yet encoded) across all videos.
         self.frames_limit = 4 * batch_size * self.n_encoders

@@ -26,14 +26,12 @@ import threading
 import time
 from collections import Counter, deque
 
-from ..commit.assembly import videos_to_do
+from ..commit.ledger import Ledger
 from ..commit.samples import Summary
 from ..destination.folder import open_destination, stats_path
 from ..destination.lease import Lease
-from ..models.weights import EncoderLoadError
 from ..plan.job import EncodeJob
-from ..plan.run_file import prepare_run, record_in_run
-from ..plan.source import Input
+from ..plan.run_file import Plan
 from .ray_actors import Actors, _load_error
 from .ray_lane import Lane, Progress
 from .ray_plan import Pools, RayOptions, same_encoders
@@ -101,7 +99,7 @@ class Pipeline:
         """Stop at the next step, removing the shard in progress (the driver is stopping)."""
         self.stopping.set()
 
-    def run(self, plan: dict, queue, number: int, guard):
+    def run(self, plan: Plan, queue, number: int, guard):
         """Take shards from ``queue`` and encode them; yields reports: ``{"videos": n,
         "committed": [stats, ...], "redone": n}``, and lastly the encoders' ``fidelity``."""
         import ray
@@ -109,7 +107,8 @@ class Pipeline:
         description, batch_size = self.start()
         fs, dest = open_destination(self.job.dest)
         summary = _Counted(dest)
-        todo = plan["todo"]
+        ledger = Ledger(fs, dest, summary, None, guard)  # the driver keeps the card
+        todo = plan.todo
         positions = {shard.name: i for i, shard in enumerate(todo)}
 
         def taken():
@@ -123,9 +122,8 @@ class Pipeline:
             committed, summary.committed = summary.committed, []
             return {"videos": videos, "committed": committed, "redone": self.lane.redone}
 
-        run = {**plan, "todo": taken(), "card": None, "summary": summary}
         videos, reported = 0, time.monotonic()
-        for finished in self.lane.steps(run, fs, dest, description, batch_size, guard):
+        for finished in self.lane.steps(plan, ledger, description, batch_size, taken()):
             if self.stopping.is_set():
                 raise Stopped("the driver stopped the run")
             videos += finished
@@ -135,57 +133,70 @@ class Pipeline:
         yield {**report(videos), "fidelity": self.lane.fidelity()}
 
 
-def encode_in_pipelines(
-    job: EncodeJob, options: RayOptions, actors: Actors, pools: list[Pools], read: Input,
-    progress: bool | None,
-) -> dict:  # fmt: skip
-    """Run ``job`` with one pipeline per entry of ``pools``; the run's summary."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+class PipelinesExecutor:
+    """One pipeline per entry of ``pools``, each a lane in an actor on the driver's machine;
+    the driver keeps the lease, the plan and the run's ledger."""
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    # Threaded, so that stop_soon reaches a pipeline busy in run.
-    pipeline_actor = ray.remote(Pipeline).options(
-        num_cpus=0, scheduling_strategy=here, max_concurrency=2
-    )
-    pipelines = {i: pipeline_actor.remote(job, options, actors, p) for i, p in enumerate(pools)}
-    try:
-        started = ray.get([p.start.remote() for p in pipelines.values()])
-    except ray.exceptions.RayTaskError as exc:  # the model failed to load: say why
-        for pipeline in pipelines.values():
+    def __init__(self, job: EncodeJob, options: RayOptions, actors: Actors, pools: list[Pools],
+                 progress: bool | None) -> None:  # fmt: skip
+        self.job, self.options, self.actors = job, options, actors
+        self.pools, self.progress = pools, progress
+        self.pipelines: dict = {}
+        self.driver: _Driver | None = None
+
+    def start(self) -> dict:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = ray.get_runtime_context().get_node_id()
+        self.here = NodeAffinitySchedulingStrategy(node, soft=False)
+        # Threaded, so that stop_soon reaches a pipeline busy in run.
+        self.pipeline_actor = ray.remote(Pipeline).options(
+            num_cpus=0, scheduling_strategy=self.here, max_concurrency=2
+        )
+        self.pipelines.update({
+            i: self.pipeline_actor.remote(self.job, self.options, self.actors, p)
+            for i, p in enumerate(self.pools)
+        })  # fmt: skip
+        try:
+            started = ray.get([p.start.remote() for p in self.pipelines.values()])
+        except ray.exceptions.RayTaskError as exc:  # the model failed to load: say why
+            raise _load_error(exc.cause) from None
+        return same_encoders(started)[0]
+
+    def execute(self, plan: Plan, ledger: Ledger, lease: Lease) -> None:
+        self.driver = _Driver(plan, ledger, lease, self.pipelines, self.pools, self.progress,
+                              self.here)  # fmt: skip
+        self.driver.go(self.pipeline_actor, self.job, self.options, self.actors)
+
+    def fidelity(self) -> dict | None:
+        checks = self.driver.fidelity if self.driver is not None else []
+        return min(checks, key=lambda c: c["min_cosine"]) if checks else None
+
+    def stop(self) -> None:
+        import ray
+
+        for pipeline in self.pipelines.values():
             ray.kill(pipeline)
-        raise _load_error(exc.cause) from None
-    try:
-        description, batch_size = same_encoders(started)
-    except EncoderLoadError:
-        for pipeline in pipelines.values():
-            ray.kill(pipeline)
-        raise
-    fs, dest = open_destination(job.dest)
-    try:
-        with Lease(fs, dest, job.lease_seconds) as lease:  # before anything in dest changes
-            run = prepare_run(job, description, fs, dest, read)
-            driver = _Driver(run, fs, dest, lease, pipelines, pools, progress, here)
-            driver.go(pipeline_actor, job, options, actors)
-    finally:
-        for pipeline in pipelines.values():
-            ray.kill(pipeline)
-    return {**run["summary"].finish(), "redone": driver.redone}
+
+    def report(self) -> dict:
+        return {"redone": self.driver.redone if self.driver is not None else 0}
 
 
 class _Driver:
     """The driver's side: hands the plan to the pipelines, follows their reports, replaces
     pipelines that die, and keeps the run's counts from committed shards."""
 
-    def __init__(self, run: dict, fs, dest: str, lease: Lease, pipelines: dict, pools, progress,
-                 here):  # fmt: skip
+    def __init__(self, plan: Plan, ledger: Ledger, lease: Lease, pipelines: dict, pools,
+                 progress, here):  # fmt: skip
         import ray
 
         self.here = here  # the driver's node, where pipelines and the queue run
-        self.ray, self.run, self.fs, self.dest, self.lease = ray, run, fs, dest, lease
+        self.ray, self.plan, self.ledger, self.lease = ray, plan, ledger, lease
+        self.fs, self.dest = ledger.fs, ledger.dest
         self.pipelines, self.pools = pipelines, pools
-        self.summary: Summary = run["summary"]
-        self.shown = Progress(self.summary, videos_to_do(run), progress, pools)
+        self.summary: Summary = ledger.summary
+        self.shown = Progress(self.summary, plan.videos(), progress, pools)
         self.generation = Counter()  # pipeline -> how many times it was replaced
         self.redone_by: dict[tuple[int, int], int] = {}  # a pipeline's lane's redone decodes
         self.lost_videos = 0  # videos of shards given back by dead pipelines
@@ -198,8 +209,8 @@ class _Driver:
     def go(self, pipeline_actor, job, options, actors) -> None:
         ray = self.ray
         self.queue = ray.remote(ShardQueue).options(num_cpus=0, scheduling_strategy=self.here)
-        self.queue = self.queue.remote(len(self.run["todo"]))
-        plan = ray.put({k: self.run[k] for k in ("todo", "retries", "frames", "captions")})
+        self.queue = self.queue.remote(len(self.plan.todo))
+        plan = ray.put(self.plan)
         guard = self.lease.checker()
         running = {p.run.remote(plan, self.queue, i, guard): i for i, p in self.pipelines.items()}
         checked = time.monotonic()
@@ -229,9 +240,6 @@ class _Driver:
             raise
         finally:
             self.shown.close()
-            if self.fidelity:
-                worst = min(self.fidelity, key=lambda c: c["min_cosine"])
-                record_in_run(self.fs, self.dest, {"fidelity": worst})
 
     def _take(self, number: int, report: dict) -> None:
         for stats in report["committed"]:
@@ -247,16 +255,14 @@ class _Driver:
         done = stats.get("done_here", stats)
         self.summary.statuses.update(done["status_dict"])
         self.summary.frames += done["frames"]
-        self.summary.shard_done(stats)
-        if self.run.get("card") is not None:
-            self.run["card"].committed(stats)
+        self.ledger.committed(stats)
 
     def _replace(self, number: int, pipeline_actor, job, options, actors):
         """A pipeline died: its uncommitted shards go back first in the queue; a fresh
         pipeline (with fresh decoders and encoders) takes its place."""
         ray = self.ray
         ray.kill(self.pipelines[number])
-        todo, retries = self.run["todo"], self.run["retries"]
+        todo, retries = self.plan.todo, self.plan.retries
         back = []
         for i in ray.get(self.queue.lost.remote(number)):
             marker = stats_path(self.dest, todo[i].name)

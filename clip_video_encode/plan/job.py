@@ -45,7 +45,7 @@ def with_choices_of_dest(job: EncodeJob) -> EncodeJob:
     try:
         with fs.open(f"{path.rstrip('/')}/run.json") as f:
             begun = json.load(f)
-    except (FileNotFoundError, ValueError):  # none, or prepare_run says why
+    except (FileNotFoundError, ValueError):  # none, or plan_run says why
         return job
     if not isinstance(begun, dict):
         return job

@@ -1,23 +1,25 @@
-"""A run's ``run.json``: written for a new destination, checked against the one there for a
-rerun (the settings that change what is written must match), and the shards left to do.
+"""A run's plan: ``run.json`` written for a new destination, or checked against the one there
+for a rerun (the settings that change what is written must match), and the shards left to do.
 
-Executors (local, Ray) share all of this, so they write the same shards for the same input.
+Executors (local, Ray) share the plan, so they write the same shards for the same input.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
+
+import pyarrow as pa
 
 from video2numpy.versions import package_versions
+from video2numpy.video import FrameOptions
 
-from ..commit.card import Card, arrow_feature, merge_features
-from ..commit.samples import Summary
 from ..destination.folder import committed_shards, names_in, stats_path
 from ..destination.owned import check_free, inside, remove_shard
 from .batching import GROUP_VIDEOS
 from .job import EncodeJob
-from .retry import plan_retries
+from .retry import Redo, plan_retries
 from .shards import Shard, key_digits
 from .source import Input, read_input
 
@@ -46,8 +48,33 @@ class RunMismatch(Exception):
     """The destination holds a run with other settings."""
 
 
-def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None = None) -> dict:
-    """Plan the shards, write or check ``run.json``, and list the shards left to do.
+@dataclass
+class Plan:
+    """What a run will do, decided before any video is decoded: plain data, which the
+    executors (local, Ray, a Ray pipeline in its own process) and the commit path share."""
+
+    settings: dict  # run.json's
+    frames: FrameOptions  # at the model's input size unless the user set one
+    shards: list[Shard]  # every shard of the input
+    todo: list[Shard]  # those left to do: uncommitted, or with rows to do again
+    retries: dict[str, Redo]  # committed shards with rows to do again (--retry-failed)
+    captions: bool  # samples carry KEY.txt
+    committed: list[dict]  # the committed shards' stats, as the plan found them
+    splits: dict[str, list[str]] | None  # each shard's splits, when the input has them
+    schema: pa.Schema | None  # the input table's (None for tars: their fields show on reading)
+
+    def videos(self) -> int | None:
+        """Videos the run will do, when known up front (not for tar input, whose size shows
+        on reading)."""
+        if all(s.size is not None for s in self.todo):
+            return sum(len(self.retries[s.name].positions) if s.name in self.retries else s.size
+                       for s in self.todo)  # fmt: skip
+        return None
+
+
+def plan_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None = None) -> Plan:
+    """Plan the shards, write or check ``run.json``, and list the shards left to do (each
+    starting clean: what a failed commit left under its names is removed).
     ``encoder`` is the encoder's ``describe()`` (the executor may hold the model elsewhere);
     ``read``: the input, when the executor has read it already (see :func:`read_input`)."""
     frames = job.frames
@@ -116,42 +143,24 @@ def prepare_run(job: EncodeJob, encoder: dict, fs, dest: str, read: Input | None
         suffix = ".tar" if job.output_format == "webdataset" else ""
         _write_splits(fs, dest, shards, suffix)
     captions = tar_input or columns.caption in table.column_names
-    if tar_input:  # an input tar's json fields: as the committed shards found them
-        fields: dict = {}
-        for stats in committed:
-            for name, feature in stats.get("json_fields", {}).items():
-                fields[name] = merge_features(fields.get(name), feature)
-    else:
-        fields = {c: arrow_feature(table.schema.field(c).type) for c in columns.save}
-    card = Card(
-        fs,
-        dest,
-        settings,
-        captions,
-        job.caption_similarity,
-        {s.name: s.splits() for s in shards} if split_column else None,
-        fields,
-        committed,
-    )
-    if job.output_format == "webdataset":  # Hugging Face reads tars, not folders of files
-        card.write()
-    else:
-        card = None
-    done = {s["shard"] for s in committed}
+    committed_names = {s["shard"] for s in committed}
     retries = plan_retries(fs, dest, committed, job.retry_statuses) if job.retry_statuses else {}
-    todo = [s for s in shards if s.name not in done or s.name in retries]
+    todo = [s for s in shards if s.name not in committed_names or s.name in retries]
     present = names_in(fs, dest)
     for shard in todo:  # what a failed commit of this plan may have left under its names
         if shard.name not in retries:
             remove_shard(fs, dest, shard.name, job.output_format, present)
-    return {
-        "frames": frames,
-        "todo": todo,
-        "retries": retries,  # committed shards with rows to do again (--retry-failed)
-        "captions": captions,
-        "card": card,  # the dataset card (webdataset output), told of new json fields
-        "summary": Summary(len(shards), len(todo), dest, len(retries)),
-    }
+    return Plan(
+        settings=settings,
+        frames=frames,
+        shards=shards,
+        todo=todo,
+        retries=retries,
+        captions=captions,
+        committed=committed,
+        splits={s.name: s.splits() for s in shards} if split_column else None,
+        schema=None if tar_input else table.schema,
+    )
 
 
 def _input_changed(previous: dict, settings: dict) -> str | None:
