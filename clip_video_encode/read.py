@@ -79,7 +79,7 @@ def iter_samples(
     ``include_failed``, in which case their embeddings are ``None``.
     """
     for url in shard_urls(dataset):
-        yield from _iter_tar(url, include_failed)
+        yield from shard_samples(url, include_failed)
 
 
 def _sample(key: str, parts: dict, include_failed: bool):
@@ -125,7 +125,7 @@ class EmbeddingDataset(torch.utils.data.IterableDataset):
         if info is not None:
             urls = urls[info.id :: info.num_workers]
         for url in urls:
-            for key, embeddings, meta in _iter_tar(url, include_failed=False):
+            for key, embeddings, meta in shard_samples(url, include_failed=False):
                 stamps = np.asarray(meta["timestamps"], dtype=np.float32)[:, None]
                 padded, mask = pad_or_truncate(embeddings, self.length)
                 times, _ = pad_or_truncate(stamps, self.length)
@@ -138,7 +138,9 @@ class EmbeddingDataset(torch.utils.data.IterableDataset):
                 }
 
 
-def _iter_tar(url: str, include_failed: bool):
+def shard_samples(url: str, include_failed: bool):
+    """One committed shard's samples as ``(key, embeddings, metadata)``, in order: a tar, or
+    a folder of ``KEY.ext`` files (``--output-format files``)."""
     if not url.endswith(".tar"):  # --output-format files: a folder of KEY.ext files
         yield from _iter_folder(url, include_failed)
         return

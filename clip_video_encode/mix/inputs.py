@@ -291,7 +291,7 @@ def pooled_embeddings(item: Input, shards: np.ndarray, rows: np.ndarray,
     """float16 ``(len(rows), embed_dim)``: the pooled embedding of each wanted row (given by
     shard index and position in its shard), reading each shard that has one once, in order.
     Memory: the result and one sample at a time."""
-    from ..read import _iter_tar
+    from ..read import shard_samples
 
     dim = int(item.run.get("embed_dim") or 0)
     out = np.zeros((len(rows), dim), np.float16)
@@ -300,7 +300,7 @@ def pooled_embeddings(item: Input, shards: np.ndarray, rows: np.ndarray,
     for shard in np.unique(shards):
         wanted = order[shards[order] == shard]
         where = dict(zip(rows[wanted].tolist(), wanted.tolist(), strict=True))
-        for position, (_, embeddings, meta) in enumerate(_iter_tar(item.shards[shard], True)):
+        for position, (_, embeddings, meta) in enumerate(shard_samples(item.shards[shard], True)):
             target = where.get(position)
             if target is None:
                 continue

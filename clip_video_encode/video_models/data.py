@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..read import _iter_tar, shard_urls
+from ..read import shard_samples, shard_urls
 from .aggregators import frames_for
 
 # Values of the split column that mean "held out" (LAION's splits.csv and HF's names).
@@ -48,7 +48,7 @@ def shard_name(url: str) -> str:
 def iter_shard(url: str) -> Iterator[tuple[int, str, np.ndarray | None, dict]]:
     """``(row, key, embeddings or None, KEY.json)`` of every row of one shard, in order
     (``row`` is the parquet row, which the text cache is aligned with)."""
-    for row, (key, embeddings, meta) in enumerate(_iter_tar(url, include_failed=True)):
+    for row, (key, embeddings, meta) in enumerate(shard_samples(url, include_failed=True)):
         yield row, key, embeddings, meta
 
 
