@@ -45,6 +45,12 @@ def read_captions(path: str, role: str, fmt: str = "auto", encoding: str | None 
 
     if fmt == "dataset" or (fmt == "auto" and is_dataset(path)):
         return _dataset(path, role, id_field, caption_field)
+    if _is_folder(path):
+        raise FormatError(
+            f"{path} is a folder, but not a clip-video-encode dataset (no run.json and"
+            f" committed shards): give the {role} as a file (COCO or VATEX json, id|caption"
+            " lines, a table) or such a dataset"
+        )
     lower = path.split("?", 1)[0].lower().removesuffix(".gz")
     if fmt == "table" or (fmt == "auto" and lower.endswith((".parquet", ".jsonl", ".ndjson"))):
         return _table(path, role, encoding, id_field, caption_field)
@@ -60,6 +66,14 @@ def read_captions(path: str, role: str, fmt: str = "auto", encoding: str | None 
     except ValueError as exc:
         raise FormatError(f"{path} is not JSON ({exc})") from exc
     return _json(data, fmt, path)
+
+
+def _is_folder(path: str) -> bool:
+    try:
+        fs, inner = fsspec.core.url_to_fs(path)
+        return fs.isdir(inner)
+    except (OSError, ValueError):
+        return False
 
 
 def _text(path: str, encoding: str | None) -> str:

@@ -1,0 +1,41 @@
+"""clip-video-caption as a demanding user breaks it: user mistakes get one line that says what
+is wrong and what to do (exit 2, no traceback), inputs are never written over, one run per
+--out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("pycocoevalcap")
+
+from clip_video_encode.caption.cli import main  # noqa: E402
+
+REFS = [{"videoID": "v1", "enCap": ["a man plays a guitar", "someone plays guitar"]},
+        {"videoID": "v2", "enCap": ["a dog runs in the park", "the dog is running"]}]  # fmt: skip
+
+
+def _files(tmp_path):
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps(REFS))
+    pred = tmp_path / "pred.txt"
+    pred.write_text("v1|a man plays the guitar\nv2|a dog is running\n")
+    return str(pred), str(refs)
+
+
+def _no_traceback(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err
+
+
+def test_eval_of_a_folder_that_is_no_dataset_says_so(tmp_path, capsys):
+    pred, refs = _files(tmp_path)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    assert main(["eval", pred, "--refs", str(folder), "--tokenizer", "python"]) == 2
+    err = _no_traceback(capsys)
+    assert "is a folder" in err and "clip-video-encode dataset" in err
+    assert main(["eval", str(folder), "--refs", refs, "--tokenizer", "python"]) == 2
+    assert "is a folder" in _no_traceback(capsys)
