@@ -39,3 +39,17 @@ def test_eval_of_a_folder_that_is_no_dataset_says_so(tmp_path, capsys):
     assert "is a folder" in err and "clip-video-encode dataset" in err
     assert main(["eval", str(folder), "--refs", refs, "--tokenizer", "python"]) == 2
     assert "is a folder" in _no_traceback(capsys)
+
+
+def test_a_reference_table_without_its_columns_names_the_refs_options(tmp_path, capsys):
+    pred, _ = _files(tmp_path)
+    refs = tmp_path / "refs.csv"
+    refs.write_text("video,text\nv1,a man\n")
+    assert main(["eval", pred, "--refs", str(refs), "--tokenizer", "python"]) == 2
+    err = _no_traceback(capsys)
+    assert "--refs-id-field" in err and "--refs-caption-field" in err
+    table = tmp_path / "pred.csv"
+    table.write_text("video,text\nv1,a man\n")
+    assert main(["eval", str(table), "--refs", str(refs), "--tokenizer", "python"]) == 2
+    err = _no_traceback(capsys)
+    assert "--id-field" in err and "--refs-id-field" not in err

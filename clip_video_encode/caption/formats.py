@@ -180,11 +180,12 @@ def _rows(rows, names, path, role, id_field, caption_field) -> dict[str, list[st
         column = next((c for c in ("generated_caption", "caption") if c in names), None)
     else:
         column = next((c for c in ("captions", "caption") if c in names), None)
+    flags = "refs-" if role == "references" else ""
     for what, name in (("id", id_column), ("caption", column)):
         if name is None or name not in names:
             raise FormatError(
                 f"{path} has no {what} column{f' {name!r}' if name else ''}; its columns are:"
-                f" {', '.join(names)} (name one with --id-field / --caption-field)"
+                f" {', '.join(names)} (name one with --{flags}id-field / --{flags}caption-field)"
             )
     out: dict[str, list[str]] = {}
     for row in rows:
