@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("pycocoevalcap")
@@ -53,3 +55,20 @@ def test_a_reference_table_without_its_columns_names_the_refs_options(tmp_path, 
     assert main(["eval", str(table), "--refs", str(refs), "--tokenizer", "python"]) == 2
     err = _no_traceback(capsys)
     assert "--id-field" in err and "--refs-id-field" not in err
+
+
+def test_per_sample_never_writes_over_an_input(tmp_path, capsys):
+    pred, refs = _files(tmp_path)
+    table = tmp_path / "captions.parquet"
+    pq.write_table(pa.table({"id": ["v1", "v2"], "caption": ["a man", "a dog"]}), table)
+    before = table.read_bytes()
+    for target, source in ((str(table), str(table)), (refs, pred)):
+        args = ["eval", source, "--refs", refs, "--tokenizer", "python", "--no-meteor",
+                "--per-sample", target]  # fmt: skip
+        with open(target, "rb") as f:
+            kept = f.read()
+        assert main(args) == 2
+        assert "is an input" in _no_traceback(capsys)
+        with open(target, "rb") as f:
+            assert f.read() == kept
+    assert table.read_bytes() == before

@@ -230,6 +230,8 @@ def eval_main(argv: list[str]) -> int:
             missing=args.missing, tokenizer=args.tokenizer, meteor=not args.no_meteor,
             chance=not (args.no_chance or args.json),
         )  # fmt: skip
+        if args.per_sample:
+            _not_an_input(args.per_sample, {"PRED": args.pred, "--refs": args.refs})
         result = evaluate(args.pred, args.refs, options)
         if args.per_sample:
             import pyarrow.parquet as pq
@@ -254,6 +256,20 @@ def eval_main(argv: list[str]) -> int:
         level = f"{chance[metric]:>10.4f}" if metric in chance else f"{'':>10}"
         print(f"{metric:<10}{value:>10.4f}{level}")
     return 0
+
+
+def _not_an_input(out: str, inputs: dict[str, str]) -> None:
+    """``--per-sample`` is written over whatever is there: never over (or into) an input."""
+    import os
+
+    mine = os.path.realpath(out) if "://" not in out else out
+    for flag, path in inputs.items():
+        theirs = os.path.realpath(path) if "://" not in path else path.rstrip("/")
+        if mine == theirs or mine.startswith(theirs.rstrip("/") + "/"):
+            raise ValueError(
+                f"--per-sample {out} is an input ({flag} {path}): it would be written over;"
+                " choose another path for the per-sample scores"
+            )
 
 
 if __name__ == "__main__":
