@@ -5,6 +5,7 @@ is wrong and what to do (exit 2, no traceback), inputs are never written over, o
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -72,3 +73,18 @@ def test_per_sample_never_writes_over_an_input(tmp_path, capsys):
         with open(target, "rb") as f:
             assert f.read() == kept
     assert table.read_bytes() == before
+
+
+def test_an_unknown_encoding_is_a_usage_error(tmp_path, capsys):
+    pred, refs = _files(tmp_path)
+    assert main(["eval", pred, "--refs", refs, "--encoding", "no-such-codec"]) == 2
+    assert "no-such-codec" in _no_traceback(capsys)
+    assert main(["eval", pred, "--refs", refs, "--refs-encoding", "no-such-codec"]) == 2
+    assert "no-such-codec" in _no_traceback(capsys)
+    src = tmp_path / "in.csv"
+    src.write_text(f"location\n{tmp_path / 'x.mp4'}\n")
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error, before a model loads
+        main([str(src), "--out", str(tmp_path / "c.parquet"), "--encoding", "no-such-codec"])
+    assert stop.value.code == 2
+    assert "no-such-codec" in _no_traceback(capsys)
+    assert not os.path.exists(tmp_path / "c.parquet.parts")

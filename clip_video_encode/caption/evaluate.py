@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import read_captions
+from .formats import check_encoding, read_captions
 from .metrics import METRICS, score
 
 MISSING = ("error", "skip", "empty")
@@ -44,6 +44,8 @@ class EvalOptions:
             raise ValueError(f"--missing must be one of {', '.join(MISSING)}")
         if self.tokenizer not in ("auto", "ptb", "python"):
             raise ValueError("--tokenizer must be auto, ptb or python")
+        check_encoding(self.encoding)
+        check_encoding(self.refs_encoding, "--refs-encoding")
 
 
 def evaluate(pred_path: str, refs_path: str, options: EvalOptions = EvalOptions()) -> dict:

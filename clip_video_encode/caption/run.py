@@ -32,6 +32,7 @@ from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 from video2numpy.versions import package_versions
 
 from ..plan.shards import Columns
+from .formats import check_encoding
 from .frames import Clip, ClipPlan, sample_clips
 from .model import Captioner, CaptionerOptions
 from .source import Source, read_source
@@ -67,6 +68,7 @@ class CaptionJob:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        check_encoding(self.encoding)
 
 
 def caption_dataset(job: CaptionJob, captioner: Captioner | None = None,
