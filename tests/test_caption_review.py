@@ -88,3 +88,14 @@ def test_an_unknown_encoding_is_a_usage_error(tmp_path, capsys):
     assert stop.value.code == 2
     assert "no-such-codec" in _no_traceback(capsys)
     assert not os.path.exists(tmp_path / "c.parquet.parts")
+
+
+@pytest.mark.parametrize("seconds", ["inf", "-inf", "1e400"])
+def test_window_seconds_must_be_finite(tmp_path, capsys, seconds):
+    src = tmp_path / "in.csv"
+    src.write_text(f"location\n{tmp_path / 'x.mp4'}\n")
+    with pytest.raises(SystemExit) as stop:
+        main([str(src), "--out", str(tmp_path / "c.parquet"), "--per", "window",
+              "--window-seconds", seconds])  # fmt: skip
+    assert stop.value.code == 2
+    assert "--window-seconds" in _no_traceback(capsys)

@@ -61,8 +61,10 @@ class ClipPlan:
     def __post_init__(self) -> None:
         if self.per not in PER:
             raise ValueError(f"--per must be one of {', '.join(PER)}, got {self.per!r}")
-        if not self.window_seconds > 0:
-            raise ValueError(f"--window-seconds must be > 0, got {self.window_seconds!r}")
+        if not 0 < self.window_seconds < float("inf"):  # inf: every window would be empty
+            raise ValueError(
+                f"--window-seconds must be a finite number > 0, got {self.window_seconds!r}"
+            )
 
 
 @dataclass
