@@ -99,3 +99,16 @@ def test_window_seconds_must_be_finite(tmp_path, capsys, seconds):
               "--window-seconds", seconds])  # fmt: skip
     assert stop.value.code == 2
     assert "--window-seconds" in _no_traceback(capsys)
+
+
+@pytest.mark.parametrize("device", ["cuda:99", "tpu"])
+def test_a_device_that_cannot_be_used_is_a_usage_error(tmp_path, capsys, device):
+    """Checked before any model is loaded: no GPU here (or not that many), or a typo."""
+    pytest.importorskip("transformers")
+    src = tmp_path / "in.csv"
+    src.write_text(f"location\n{tmp_path / 'x.mp4'}\n")
+    out = tmp_path / "c.parquet"
+    assert main([str(src), "--out", str(out), "--device", device, "--quiet"]) == 2
+    err = _no_traceback(capsys)
+    assert f"--device {device} cannot be used here" in err and "--device cpu" in err
+    assert not os.path.exists(f"{out}.parts")
