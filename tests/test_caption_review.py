@@ -112,3 +112,45 @@ def test_a_device_that_cannot_be_used_is_a_usage_error(tmp_path, capsys, device)
     err = _no_traceback(capsys)
     assert f"--device {device} cannot be used here" in err and "--device cpu" in err
     assert not os.path.exists(f"{out}.parts")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    pytest.importorskip("transformers")
+    from clip_video_encode.caption.synthetic import save_random_captioner
+
+    return save_random_captioner(str(tmp_path_factory.mktemp("tiny-captioner")))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory) -> str:
+    from video2numpy.synth import write_video
+
+    path = str(tmp_path_factory.mktemp("review-videos") / "three.mp4")
+    write_video(path, n_frames=90, fps=30, width=96, height=72)
+    return path
+
+
+def test_one_run_per_out(tiny, three, tmp_path, capsys):
+    """A second run on an --out whose run is alive is refused before it touches the parts
+    folder (it removed the first run's files in progress and redid its shards beside it);
+    once that run is gone, the same command runs and leaves no lease behind."""
+    import fsspec
+
+    from clip_video_encode.caption.table import parts_path
+    from clip_video_encode.lease import Lease
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"location": [three, three]}), src)
+    out = tmp_path / "c.parquet"
+    parts = parts_path(str(out))
+    os.makedirs(parts)
+    args = [str(src), "--out", str(out), "--model", tiny, "--quiet", "--num-beams", "1"]
+    with Lease(fsspec.filesystem("file"), parts):  # another run, alive, holds --out
+        assert main(args) == 2
+        err = _no_traceback(capsys)
+        assert "in use by another run" in err and "--out" in err and "--dest" not in err
+        assert sorted(os.listdir(parts)) == ["_lease.json"]  # nothing bound, nothing written
+    assert main(args) == 0
+    assert pq.read_table(out).num_rows == 2
+    assert "_lease.json" not in os.listdir(parts)

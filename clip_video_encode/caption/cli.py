@@ -2,9 +2,9 @@
 ``clip-video-caption eval PRED --refs REFS``: caption metrics.
 
 Captioning exits 0 if every clip succeeded (or ``--allow-failures``), 1 otherwise, 2 for a
-usage, input, model or settings error or an output that cannot be written, 3 when its device
-is full, 130 / 143 when stopped by SIGINT / SIGTERM (rerun the same command to resume:
-committed shards are kept). ``eval`` exits 0, or 2 for an error.
+usage, input, model or settings error, an output that cannot be written or that another run
+holds (its lease), 3 when its device is full, 130 / 143 when stopped by SIGINT / SIGTERM
+(rerun the same command to resume: committed shards are kept). ``eval`` exits 0, or 2 for an error.
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def caption_main(argv: list[str]) -> int:
     group.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
+    from ..destination.lease import DestinationBusy, LeaseLost
     from ..plan.shards import Columns
     from .frames import ClipPlan
     from .model import CaptionerOptions, CaptionModelError
@@ -150,7 +151,8 @@ def caption_main(argv: list[str]) -> int:
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         summary = caption_dataset(job, progress=False if args.quiet else None)
-    except (CaptionModelError, RunMismatch, ValueError, FileNotFoundError) as exc:
+    except (CaptionModelError, RunMismatch, ValueError, FileNotFoundError, DestinationBusy,
+            LeaseLost) as exc:  # fmt: skip
         print(f"clip-video-caption: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the table's place refuses: full, read-only, gone

@@ -31,6 +31,7 @@ from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
 from video2numpy.versions import package_versions
 
+from ..destination.lease import Lease
 from ..plan.shards import Columns
 from .formats import check_encoding
 from .frames import Clip, ClipPlan, sample_clips
@@ -83,6 +84,14 @@ def caption_dataset(job: CaptionJob, captioner: Captioner | None = None,
     plan = dataclasses.replace(job.plan, num_frames=captioner.num_frames)
     settings = _settings(job, source, described)
     parts = Parts(job.out)
+    parts.prepare()
+    # One run per --out: a second would remove this one's files in progress and redo its
+    # shards beside it (clip-video-encode's lease, in the parts folder).
+    with Lease(parts.fs, parts.path, flag="--out") as lease:
+        return _run(job, source, captioner, plan, settings, parts, lease, progress)
+
+
+def _run(job, source, captioner, plan, settings, parts, lease, progress) -> dict:
     parts.bind(settings, BINDING)
     parts.remove_partials()
     done = parts.committed()
@@ -99,12 +108,14 @@ def caption_dataset(job: CaptionJob, captioner: Captioner | None = None,
         for shard in todo:
             rows = _caption_shard(shard, source, captioner, plan, job, batch, scratch, bar,
                                   settings)  # fmt: skip
+            lease.check()
             stats = parts.commit(shard.name, shard_table(rows, source.carried), settings,
                                  shard.digest)  # fmt: skip
             summary.add(stats)
     finally:
         bar.close()
         shutil.rmtree(scratch, ignore_errors=True)
+    lease.check()
     summary.rows = parts.assemble([s.name for s in source.shards], settings)
     return summary.finish()
 

@@ -154,21 +154,29 @@ class Parts:
         self.out_path = path.rstrip("/")
         self.path = parts_path(self.out_path)
 
-    def bind(self, settings: dict, binding: tuple[str, ...]) -> None:
-        """Write ``run.json``, or check a previous one: other settings are refused."""
-        fs, run = self.fs, f"{self.path}/run.json"
+    def prepare(self) -> None:
+        """Refuse a place that is not ours (a file at the parts path, an existing ``--out``
+        no parts folder vouches for), then make the parts folder: before the run's lease,
+        which lives in it, and before anything is written."""
+        fs = self.fs
         fs.invalidate_cache(self.path)
         if fs.exists(self.path) and not fs.isdir(self.path):
             raise RunMismatch(
                 f"{self.path} exists and is not a parts folder: remove it or choose another --out"
             )
+        if not fs.exists(f"{self.path}/run.json") and fs.exists(self.out_path):
+            raise RunMismatch(
+                f"{self.out} exists and is not this tool's output with its parts folder"
+                f" ({self.path}): remove it or choose another --out"
+            )
+        fs.makedirs(self.path, exist_ok=True)
+
+    def bind(self, settings: dict, binding: tuple[str, ...]) -> None:
+        """Write ``run.json``, or check a previous one: other settings are refused. Called
+        after :meth:`prepare`, holding the lease."""
+        fs, run = self.fs, f"{self.path}/run.json"
+        self.prepare()
         if not fs.exists(run):
-            if fs.exists(self.out_path):
-                raise RunMismatch(
-                    f"{self.out} exists and is not this tool's output with its parts folder"
-                    f" ({self.path}): remove it or choose another --out"
-                )
-            fs.makedirs(self.path, exist_ok=True)
             self._write_json(run, settings)
             return
         try:
@@ -235,7 +243,8 @@ class Parts:
         return stats
 
     def remove_partials(self) -> None:
-        """What an interrupted run left aside (never a committed file)."""
+        """What an interrupted run left aside (never a committed file; the lease keeps a live
+        run's files in progress from any other run)."""
         with contextlib.suppress(FileNotFoundError):
             for path in self.fs.ls(self.path, detail=False):
                 if str(path).endswith(".partial"):

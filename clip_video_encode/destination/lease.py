@@ -51,8 +51,10 @@ class LeaseLost(RuntimeError):
 class Lease:
     """The destination's lease, held by this run between ``__enter__`` and ``__exit__``."""
 
-    def __init__(self, fs, dest: str, seconds: float = 120.0, settle: float | None = None):
+    def __init__(self, fs, dest: str, seconds: float = 120.0, settle: float | None = None,
+                 flag: str = "--dest"):  # fmt: skip
         self.fs, self.dest, self.seconds = fs, dest, seconds
+        self.flag = flag  # the option that names the destination, for the messages
         self.path = inside(dest, f"{dest}/{LEASE_NAME}", fs)
         self.local = _is_local(fs)
         # How long two writers racing for the lease wait before reading it back.
@@ -83,7 +85,7 @@ class Lease:
             raise DestinationBusy(
                 f"{self.path} is there and is not a lease of clip-video-encode (not JSON with a"
                 " run id and a heartbeat): it is left as it is. Move it away, or choose another"
-                " --dest."
+                f" {self.flag}."
             )
         if held is not None and not self._takeable(held):
             raise DestinationBusy(self._busy_message(held))
@@ -162,7 +164,7 @@ class Lease:
         return (
             f"{self.dest} is in use by another run ({who}, last heartbeat {age:.0f} s ago):"
             " two runs on one destination would overwrite each other's shards. Wait for it to"
-            f" finish, or use another --dest. A run that was killed is taken over after"
+            f" finish, or use another {self.flag}. A run that was killed is taken over after"
             f" {lifetime:.0f} s without a heartbeat (at once on the same host), or remove"
             f" {self.path} once you are sure it is gone."
         )
