@@ -154,3 +154,28 @@ def test_one_run_per_out(tiny, three, tmp_path, capsys):
     assert main(args) == 0
     assert pq.read_table(out).num_rows == 2
     assert "_lease.json" not in os.listdir(parts)
+
+
+def test_a_tars_json_fields_never_overwrite_the_tables_own_columns(tiny, three, tmp_path):
+    """video2dataset's json holds key, status, error_message, caption and often start or
+    duration: carried as input_NAME (as a table's columns are), never over the clip's own
+    record; a json field of another type than the column of its name cost the whole run."""
+    import webdataset as wds
+
+    tar = tmp_path / "00000.tar"
+    meta = {"key": "000000000", "status": "success", "error_message": None, "url": "http://x",
+            "start": 12.5, "duration": 99.0, "window": "w", "input_status": "own"}  # fmt: skip
+    with wds.TarWriter(str(tar)) as sink:
+        sink.write({"__key__": "000000000", "mp4": open(three, "rb").read(), "json": meta})
+        sink.write({"__key__": "000000001", "json": {"status": "success", "start": 1.0}})
+    out = tmp_path / "c.parquet"
+    args = [str(tar), "--out", str(out), "--model", tiny, "--quiet", "--num-beams", "1"]
+    assert main(args) == 1  # the second sample has no video
+    ok, bad = pq.read_table(out).to_pylist()
+    assert (ok["status"], ok["start"], ok["end"], ok["window"]) == ("success", None, None, 0)
+    assert ok["duration"] == 3.0 and ok["frame_timestamps"][-1] < 3.0
+    assert (ok["input_start"], ok["input_duration"], ok["input_window"]) == ("12.5", "99.0", "w")
+    assert (ok["input_status"], ok["input_input_status"], ok["url"]) == ("own", "success",
+                                                                         "http://x")  # fmt: skip
+    assert (bad["status"], bad["start"], bad["input_start"]) == ("failed_to_fetch", None, "1.0")
+    assert "no video member" in bad["error_message"]

@@ -79,7 +79,7 @@ def read_source(
     what is wrong, before a model is loaded or anything is written. ``reserved``: the output
     table's own column names."""
     if is_tar_input(src):
-        return _tars(src, encoding)
+        return _tars(src, encoding, reserved)
     if is_dataset(src):
         return _dataset(src, per, reserved)
     fs, path = fsspec.core.url_to_fs(src)
@@ -148,9 +148,11 @@ def _rename(names: list[str], reserved: set[str]) -> dict[str, str]:
     return out
 
 
-def _tars(src: str, encoding: str | None) -> Source:
+def _tars(src: str, encoding: str | None, reserved: set[str]) -> Source:
     """One shard per tar, named as clip-video-encode names it (safe, unique: a tar named
-    ``..tar`` is no path), its keys kept."""
+    ``..tar`` is no path), its keys kept. Each sample's json fields are carried, those named
+    as a column of the output (video2dataset's ``status``, ``key``, ``caption``, a ``start``)
+    as ``input_NAME``, as a table's columns are."""
     urls = expand_tars(src)
     fs, _ = fsspec.core.url_to_fs(urls[0])
     remote = "://" in urls[0] and not urls[0].startswith("file://")
@@ -159,7 +161,15 @@ def _tars(src: str, encoding: str | None) -> Source:
         raise FileNotFoundError(f"{src}: no such tar {missing[0]}")
 
     def reader(url: str, name: str) -> Callable[[str], Iterator[dict]]:
-        return lambda scratch: tar_rows(url, scratch, encoding=encoding, name=name)
+        def rows(scratch: str) -> Iterator[dict]:
+            for row in tar_rows(url, scratch, encoding=encoding, name=name):
+                extra = row.get("extra") or {}
+                if reserved & extra.keys():  # the json's own names first keep theirs
+                    names = sorted(extra, key=lambda k: k in reserved)
+                    row["extra"] = {out: extra[k] for out, k in _rename(names, reserved).items()}
+                yield row
+
+        return rows
 
     names = [name for name, _ in shard_names(urls)]
     shards = [SourceShard(n, "", None, reader(u, n)) for n, u in zip(names, urls, strict=True)]
