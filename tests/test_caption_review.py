@@ -138,7 +138,7 @@ def test_one_run_per_out(tiny, three, tmp_path, capsys):
     import fsspec
 
     from clip_video_encode.caption.table import parts_path
-    from clip_video_encode.lease import Lease
+    from clip_video_encode.destination.lease import Lease
 
     src = tmp_path / "in.parquet"
     pq.write_table(pa.table({"location": [three, three]}), src)
