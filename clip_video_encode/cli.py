@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from video2numpy.examples import with_examples
+from video2numpy.table import encoding_option
 
 # Only light imports here: each decode worker (a spawned process) imports this module again
 # as its parent's main module, and would otherwise carry pyarrow, fsspec and the rest, about
@@ -119,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--caption-col", default="caption")
     group.add_argument(
         "--encoding",
+        type=encoding_option,
         help="text encoding of the input table, or of input tars' txt and json members"
         " (default UTF-8; e.g. cp1252)",
     )

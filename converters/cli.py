@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from video2numpy.examples import with_examples
+from video2numpy.table import encoding_option
 
 from . import ConvertError, Report, convert_rows, converters
 from .output import write_rows
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--encoding",
         default="utf-8",
+        type=encoding_option,
         help="text encoding of the files (utf-8; also utf-8-sig, utf-16, utf-16-le/-be, utf-32,"
         " latin-1, cp1252, ...)",
     )

@@ -77,10 +77,11 @@ def test_per_sample_never_writes_over_an_input(tmp_path, capsys):
 
 def test_an_unknown_encoding_is_a_usage_error(tmp_path, capsys):
     pred, refs = _files(tmp_path)
-    assert main(["eval", pred, "--refs", refs, "--encoding", "no-such-codec"]) == 2
-    assert "no-such-codec" in _no_traceback(capsys)
-    assert main(["eval", pred, "--refs", refs, "--refs-encoding", "no-such-codec"]) == 2
-    assert "no-such-codec" in _no_traceback(capsys)
+    for flag in ("--encoding", "--refs-encoding"):
+        with pytest.raises(SystemExit) as stop:  # argparse's usage error
+            main(["eval", pred, "--refs", refs, flag, "no-such-codec"])
+        assert stop.value.code == 2
+        assert f"{flag}: 'no-such-codec'" in _no_traceback(capsys)
     src = tmp_path / "in.csv"
     src.write_text(f"location\n{tmp_path / 'x.mp4'}\n")
     with pytest.raises(SystemExit) as stop:  # argparse's usage error, before a model loads

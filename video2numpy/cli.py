@@ -28,6 +28,7 @@ from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
 from .sampling import Sampling
 from .status import SUCCESS
+from .table import encoding_option
 from .video import FrameOptions
 
 
@@ -74,6 +75,7 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--caption-col", default="caption", help="caption column, if present")
     group.add_argument(
         "--encoding",
+        type=encoding_option,
         help="text encoding of the input table (default UTF-8; e.g. cp1252, latin-1)",
     )
     group.add_argument(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import codecs
 import datetime
 import decimal
 import math
@@ -11,6 +13,29 @@ import re
 import pyarrow as pa
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".txt")
+
+
+def check_encoding(encoding: str | None, flag: str = "--encoding") -> None:
+    """A text encoding Python knows (None: UTF-8), else a ValueError that names the flag:
+    an unknown one would otherwise surface as a LookupError deep in a reader."""
+    if encoding is None:
+        return
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(
+            f"{flag} {encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252,"
+            " latin-1, utf-16)"
+        ) from None
+
+
+def encoding_option(value: str) -> str:
+    """The ``type`` of every ``--encoding`` option: an unknown encoding is a usage error."""
+    try:
+        check_encoding(value, "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
+    return value
 
 
 def is_table(src: str) -> bool:
@@ -25,6 +50,7 @@ def read_table(src: str, encoding: str | None = None) -> pa.Table:
     Text files are read as ``encoding`` (UTF-8 by default). Text that does not decode is an
     error naming the row and column, never replacement characters: the text would be lost
     without a word."""
+    check_encoding(encoding)
     table = _read(src, encoding)
     return text_columns(table, src, encoding)
 

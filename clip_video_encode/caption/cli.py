@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from video2numpy.examples import with_examples
+from video2numpy.table import encoding_option
 
 
 class Stopped(BaseException):
@@ -92,7 +93,9 @@ def caption_main(argv: list[str]) -> int:
     group = parser.add_argument_group("input columns")
     for name in ("location", "caption", "id", "start", "end", "split"):
         group.add_argument(f"--{name}-col", default=name)
-    group.add_argument("--encoding", help="text encoding of the input (default UTF-8)")
+    group.add_argument(
+        "--encoding", type=encoding_option, help="text encoding of the input (default UTF-8)"
+    )
     group = parser.add_argument_group("run")
     group.add_argument("--samples-per-shard", type=int, default=1000)
     group.add_argument("--workers", type=int, default=4, help="rows sampled ahead (4)")
@@ -210,8 +213,12 @@ def eval_main(argv: list[str]) -> int:
     parser.add_argument("--no-chance", action="store_true", help="skip the chance level")
     for side in ("pred", "refs"):
         parser.add_argument(f"--{side}-format", choices=FORMATS, default="auto")
-    parser.add_argument("--encoding", help="text encoding of the files (default UTF-8)")
-    parser.add_argument("--refs-encoding", help="of the references, when it differs")
+    parser.add_argument(
+        "--encoding", type=encoding_option, help="text encoding of the files (default UTF-8)"
+    )
+    parser.add_argument(
+        "--refs-encoding", type=encoding_option, help="of the references, when it differs"
+    )
     parser.add_argument("--id-field", help="id column of a prediction table")
     parser.add_argument("--caption-field", help="caption column of a prediction table")
     parser.add_argument("--refs-id-field", help="id column of a reference table")

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import check_encoding, read_captions
+from video2numpy.table import check_encoding
+
+from .formats import read_captions
 from .metrics import METRICS, score
 
 MISSING = ("error", "skip", "empty")

@@ -68,21 +68,6 @@ def read_captions(path: str, role: str, fmt: str = "auto", encoding: str | None 
     return _json(data, fmt, path)
 
 
-def check_encoding(encoding: str | None, flag: str = "--encoding") -> None:
-    """A text encoding Python knows (None: UTF-8), else a ValueError that names the flag."""
-    import codecs
-
-    if encoding is None:
-        return
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise ValueError(
-            f"{flag} {encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252,"
-            " latin-1, utf-16)"
-        ) from None
-
-
 def _is_folder(path: str) -> bool:
     try:
         fs, inner = fsspec.core.url_to_fs(path)

@@ -103,7 +103,7 @@ class Captioner:
         from ..models.encoder import resolve_device
 
         self.options = options
-        self.device = _usable_device(resolve_device(options.device))
+        self.device = resolve_device(options.device)  # a device torch cannot use: ValueError
         self.precision = resolve_precision(options.precision, self.device)
         self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
             self.precision
@@ -167,23 +167,6 @@ class Captioner:
                 f"the image processor {self.processor_name} crops {height} px, but the model's"
                 f" encoder takes {want} px: name a matching processor with --processor"
             )
-
-
-def _usable_device(device: str) -> str:
-    """``device`` if torch can place a tensor there, else an error that says what to use
-    (checked before the model loads: a GPU asked for on a machine without one, a typo)."""
-    import torch
-
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        raise CaptionModelError(
-            f"--device {device} cannot be used here ({first}); this machine has {gpus} GPU(s)"
-            " visible to torch: use --device cpu, auto, or cuda:N with N below that count"
-        ) from None
-    return device
 
 
 def _load_model(options: CaptionerOptions):

@@ -29,11 +29,11 @@ from tqdm import tqdm
 
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
+from video2numpy.table import check_encoding
 from video2numpy.versions import package_versions
 
 from ..destination.lease import Lease
 from ..plan.shards import Columns
-from .formats import check_encoding
 from .frames import Clip, ClipPlan, sample_clips
 from .model import Captioner, CaptionerOptions
 from .source import Source, read_source
