@@ -90,6 +90,24 @@ def _sample(key: str, parts: dict, include_failed: bool):
         yield key, None, meta
 
 
+def run_window(run: dict) -> tuple[float | None, float | None]:
+    """The window (``--start``/``--end``, in ``run.json``'s sampling) that every row without
+    a window of its own was sampled in."""
+    sampling = run.get("sampling") or {}
+    return sampling.get("start"), sampling.get("end")
+
+
+def in_run_window(meta: dict, window: tuple[float | None, float | None]) -> dict:
+    """A row's ``KEY.json`` with the run's window where it has no bound of its own, as the
+    sampler took it (video2numpy's ``Sampling.with_window``): the span its frames cover, which
+    the hierarchy, search's levels and captions cut into windows."""
+    start = meta.get("start") if meta.get("start") is not None else window[0]
+    end = meta.get("end") if meta.get("end") is not None else window[1]
+    if start == meta.get("start") and end == meta.get("end"):
+        return meta
+    return {**meta, "start": start, "end": end}
+
+
 def pad_or_truncate(embeddings: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """A ``(length, dim)`` array and a boolean mask of the real frames.
 

@@ -459,3 +459,39 @@ def test_window_captions_line_up_with_the_hierarchys_clip_features(
     assert ours == features and len(ours) == 3 + 3 + 1
     assert [r["window"] for r in rows] == [0, 1, 2, 0, 1, 2, 0]
     assert all(r["status"] == "success" for r in rows)
+
+
+def test_a_run_wide_window_is_the_span_of_captions_hierarchy_and_search(
+    captioner, clips, tiny, tmp_path, encoder
+):
+    """A dataset encoded with --start/--end for every row (run.json's sampling, no per-row
+    window): its embeddings cover that window, so the caption windows, the hierarchy's clip
+    windows and search's video spans cover it too, one to one."""
+    from clip_video_encode.execute.local import encode_dataset
+    from clip_video_encode.hierarchy.build import HierarchyOptions, build
+    from clip_video_encode.plan.job import EncodeJob
+    from clip_video_encode.search.index import SearchIndex, build_index
+    from clip_video_encode.search.levels import spans
+
+    src = _table(tmp_path / "in.parquet", {"location": [clips["ten.mp4"], clips["three.mp4"]]})
+    dest = tmp_path / "dataset"
+    encode_dataset(EncodeJob(src=src, dest=str(dest), frames=FrameOptions(
+        sampling=Sampling(fps=2, start=2.0, end=6.0))), encoder, progress=False)  # fmt: skip
+    build(str(dest), str(tmp_path / "hierarchy"), HierarchyOptions(clip_seconds=2.0), False)
+    with open(tmp_path / "hierarchy" / "annotations" / "clips.json") as f:
+        features = [(c["vid"], c["start_sec"], c["end_sec"]) for c in json.load(f)]
+    # the run's window is each row's, as a row's own window is: past a video's end too
+    assert [(s, e) for _, s, e in features] == [(2.0, 4.0), (4.0, 6.0)] * 2
+    out = tmp_path / "windows.parquet"
+    caption_dataset(_job(str(dest), out, tiny, plan=ClipPlan(per="window", window_seconds=2.0)),
+                    captioner, False)  # fmt: skip
+    rows = pq.read_table(out).to_pylist()
+    assert [(r["key"].rsplit("_", 1)[0], r["start"], r["end"]) for r in rows] == features
+    # three.mp4 has no frame in 4-6 s: that caption fails, saying so
+    assert [r["status"] for r in rows] == ["success"] * 3 + ["no_frames"]
+    per_row = tmp_path / "rows.parquet"
+    caption_dataset(_job(str(dest), per_row, tiny), captioner, False)
+    assert [(r["start"], r["end"]) for r in pq.read_table(per_row).to_pylist()] == [
+        (2.0, 6.0), (2.0, 6.0)]  # fmt: skip
+    lo, hi = spans(SearchIndex(build_index(str(dest))))
+    assert lo.tolist() == [2.0, 2.0] and hi.tolist() == [6.0, 6.0]

@@ -32,6 +32,8 @@ from ..destination.folder import committed_shards
 from ..plan.shards import Columns, Shard, input_digest, plan_shards
 from ..plan.source import load_input
 from ..plan.tars import expand_tars, is_tar_input, shard_names, tar_rows
+from ..read import in_run_window, run_window
+from ..search.index import read_run
 
 
 @dataclass
@@ -200,11 +202,12 @@ def _dataset(src: str, per: str, reserved: set[str]) -> Source:
                     keep.append(i)
             tables[name] = table.take(pa.array(keep, pa.int64()))
     read = ["key", "id", "location", "caption", "start", "end", "split", *carried_in]
+    window = run_window(read_run(src))  # rows without their own were sampled in the run's
     shards = []
     for name, table in tables.items():
         table = table.select([c for c in read if c in table.column_names])
         shards.append(SourceShard(name, _digest(table), table.num_rows,
-                                  _dataset_rows(table, renamed)))  # fmt: skip
+                                  _dataset_rows(table, renamed, window)))  # fmt: skip
     h = hashlib.sha256()
     for shard in shards:
         h.update(f"{shard.name}:{shard.digest}".encode())
@@ -212,9 +215,15 @@ def _dataset(src: str, per: str, reserved: set[str]) -> Source:
     return Source("dataset", shards, h.hexdigest(), sum(s.size for s in shards), carried, renamed)
 
 
-def _dataset_rows(table: pa.Table, renamed: dict[str, str]) -> Callable[[str], Iterator[dict]]:
+def _dataset_rows(
+    table: pa.Table, renamed: dict[str, str], window: tuple[float | None, float | None]
+) -> Callable[[str], Iterator[dict]]:
+    """The rows of a dataset's shard, each in the span its embeddings cover (its window, else
+    the run's), so that captions and the hierarchy's windows of the same video line up."""
+
     def rows(scratch: str) -> Iterator[dict]:
         for row in table.to_pylist():
+            row = in_run_window(row, window)
             yield {
                 "key": row["key"],
                 "id": row.get("id"),

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..read import iter_samples
+from ..read import in_run_window, iter_samples, run_window
 from ..search import read_run
 from ..vectors import normalize
 from .windows import (
@@ -79,6 +79,7 @@ def build(dataset: str, out: str, options: HierarchyOptions, progress: bool | No
     """Write the hierarchy of ``dataset`` into ``out``; returns counts."""
     run = read_run(dataset)
     check_sampling(run, options)
+    window = run_window(run)  # a row without a window of its own was sampled in the run's
     fs, root = fsspec.core.url_to_fs(out)
     root = root.rstrip("/")
     for sub in ("features/videos", "features/segments", "features/video", "annotations"):
@@ -92,6 +93,7 @@ def build(dataset: str, out: str, options: HierarchyOptions, progress: bool | No
     bar = tqdm(unit="video", desc="hierarchy", disable=None if progress is None else not progress)
     try:
         for key, embeddings, meta in iter_samples(dataset):
+            meta = in_run_window(meta, window)
             times = np.asarray(meta.get("timestamps") or [], np.float64)
             if embeddings is None or len(embeddings) == 0 or len(times) != len(embeddings):
                 continue

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from video2numpy.npy import NpyWriter
 
-from ..read import dataset_identity, iter_samples
+from ..read import dataset_identity, in_run_window, iter_samples, run_window
 from ..vectors import against_generic
 from .moments import DEFAULT_OPTIONS, Moment, MomentOptions, rank_moments
 from .store import (
@@ -171,15 +171,18 @@ def build_index(dataset: str, folder: str | None = None) -> str:
     shards = [u.rstrip("/").rsplit("/", 1)[-1] for u in urls]
     current = read_pointer(folder) if os.path.isdir(folder) else None
     generation = generation_of(current)
+    run = read_run(dataset)
+    window = run_window(run)  # the span of a row without a window of its own (levels.py)
     if (generation and current.get("identity") == identity
+            and current.get("run_window", [None, None]) == list(window)
             and os.path.isdir(os.path.join(folder, generation))):  # fmt: skip
         return folder
-    run = read_run(dataset)
 
     def videos() -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
         for key, embeddings, meta in iter_samples(dataset):
             if embeddings is None or len(embeddings) == 0:
                 continue
+            meta = in_run_window(meta, window)
             video = {k: meta.get(k) for k in ("location", "caption", "duration", "start", "end")}
             video["key"] = key
             video["id"] = None if meta.get("id") is None else str(meta["id"])
@@ -187,7 +190,7 @@ def build_index(dataset: str, folder: str | None = None) -> str:
             yield video, embeddings, np.asarray(times, np.float64)
 
     info = {"shards": shards, "identity": identity, "model": run.get("model"),
-            "pretrained": run.get("pretrained")}  # fmt: skip
+            "pretrained": run.get("pretrained"), "run_window": list(window)}  # fmt: skip
     try:
         write_index(folder, videos(), info)
     except ValueError as exc:
