@@ -180,3 +180,18 @@ def test_a_tars_json_fields_never_overwrite_the_tables_own_columns(tiny, three, 
                                                                          "http://x")  # fmt: skip
     assert (bad["status"], bad["start"], bad["input_start"]) == ("failed_to_fetch", None, "1.0")
     assert "no video member" in bad["error_message"]
+
+
+def test_an_unclosed_quote_in_a_pipe_file_is_named_not_swallowed(tmp_path, capsys):
+    """A pipe file is read as Python's csv module writes it (quoted fields may hold a '|');
+    a quote opened and never closed on its line would swallow the lines after it into one
+    caption, and those videos would go missing without a word."""
+    _, refs = _files(tmp_path)
+    pred = tmp_path / "pred.txt"
+    pred.write_text('v1|"a man plays the guitar\nv2|a dog is running\n')
+    assert main(["eval", str(pred), "--refs", refs, "--missing", "skip"]) == 2
+    err = _no_traceback(capsys)
+    assert "line 1" in err and "quote" in err
+    quoted = tmp_path / "quoted.txt"  # what csv writes for a caption holding '|' and '"'
+    quoted.write_text('v1|"a man | plays ""the"" guitar"\nv2|a dog is running\n')
+    assert main(["eval", str(quoted), "--refs", refs, "--json"]) == 0

@@ -114,11 +114,19 @@ def _sniff(lower: str, text: str, path: str) -> str:
 def _pipe(text: str, path: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="|")
-    for number, fields in enumerate(reader, 1):
+    number = 1  # the line a record starts on
+    for fields in reader:
+        line, number = number, reader.line_num + 1
+        if any("\n" in f or "\r" in f for f in fields):  # no caption spans lines
+            raise FormatError(
+                f"{path}: line {line} opens a quote that no later quote on the line closes, so"
+                f" lines {line}-{reader.line_num} would read as one caption: close or remove"
+                " the quote (a caption holding '|' or '\"' is quoted whole, its quotes doubled)"
+            )
         if not fields or not "".join(fields).strip():
             continue
         if len(fields) < 2:
-            raise FormatError(f"{path}: line {number} has no caption after its id ({fields[0]!r})")
+            raise FormatError(f"{path}: line {line} has no caption after its id ({fields[0]!r})")
         out.setdefault(fields[0].strip(), []).extend(fields[1:])
     return out
 
