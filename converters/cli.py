@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from video2numpy.encodings import encoding_option
 from video2numpy.examples import with_examples
-from video2numpy.table import encoding_option
 
 from . import ConvertError, Report, convert_rows, converters
 from .output import write_rows

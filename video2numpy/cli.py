@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .decode import BACKENDS
+from .encodings import encoding_option
 from .examples import with_examples
 from .fetch import FetchOptions
 from .jsonsafe import dumps
@@ -28,7 +29,6 @@ from .reader import default_workers, stream_videos
 from .resize import MODES, Resize
 from .sampling import Sampling
 from .status import SUCCESS
-from .table import encoding_option
 from .video import FrameOptions
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import codecs
 import datetime
 import decimal
 import math
@@ -12,30 +10,9 @@ import re
 
 import pyarrow as pa
 
+from .encodings import check_encoding
+
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl", ".ndjson", ".txt")
-
-
-def check_encoding(encoding: str | None, flag: str = "--encoding") -> None:
-    """A text encoding Python knows (None: UTF-8), else a ValueError that names the flag:
-    an unknown one would otherwise surface as a LookupError deep in a reader."""
-    if encoding is None:
-        return
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise ValueError(
-            f"{flag} {encoding!r} is not a text encoding Python knows (e.g. utf-8, cp1252,"
-            " latin-1, utf-16)"
-        ) from None
-
-
-def encoding_option(value: str) -> str:
-    """The ``type`` of every ``--encoding`` option: an unknown encoding is a usage error."""
-    try:
-        check_encoding(value, "")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).strip()) from None
-    return value
 
 
 def is_table(src: str) -> bool:

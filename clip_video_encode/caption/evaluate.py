@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from video2numpy.table import check_encoding
+from video2numpy.encodings import check_encoding
 
 from .formats import read_captions
 from .metrics import METRICS, score

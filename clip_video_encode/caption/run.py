@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from video2numpy.encodings import check_encoding
 from video2numpy.scratch import make_scratch
 from video2numpy.status import FAILED_TO_FETCH, SUCCESS
-from video2numpy.table import check_encoding
 from video2numpy.versions import package_versions
 
 from ..destination.lease import Lease
