@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from video2numpy.encodings import encoding_option
 from video2numpy.examples import with_examples
-from video2numpy.table import encoding_option
 
 # Only light imports here: each decode worker (a spawned process) imports this module again
 # as its parent's main module, and would otherwise carry pyarrow, fsspec and the rest, about
@@ -46,10 +46,6 @@ def _stop_on_sigterm():
         return None
 
 
-def _optional(name: str | None) -> str | None:
-    return None if name in (None, "", "none") else name
-
-
 def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
     from video2numpy.status import SUCCESS
 
@@ -70,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .destination.lease import DestinationBusy, LeaseLost
     from .models.encoder import EncoderFidelityError, EncoderLoadError, EncoderOptions
     from .plan.job import EncodeJob
+    from .plan.options import add_column_options, columns_from_options
     from .plan.run_file import RunMismatch
-    from .plan.shards import Columns
 
     parser = argparse.ArgumentParser(
         prog="clip-video-encode",
@@ -116,19 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="store each frame's cosine similarity to the caption in KEY.json",
     )
     group = parser.add_argument_group("input columns")
-    group.add_argument("--location-col", default="location")
-    group.add_argument("--caption-col", default="caption")
+    add_column_options(group, save=True)
     group.add_argument(
         "--encoding",
         type=encoding_option,
         help="text encoding of the input table, or of input tars' txt and json members"
         " (default UTF-8; e.g. cp1252)",
     )
-    group.add_argument("--id-col", default="id")
-    group.add_argument("--start-col", default="start")
-    group.add_argument("--end-col", default="end")
-    group.add_argument("--split-col", default="split")
-    group.add_argument("--save-columns", default="", help="comma-separated columns for KEY.json")
     group = parser.add_argument_group("run")
     group.add_argument("--samples-per-shard", type=int, default=1000)
     group.add_argument(
@@ -214,15 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 engine=args.engine,
                 min_cosine=args.min_cosine,
             ),
-            columns=Columns(
-                location=args.location_col,
-                caption=_optional(args.caption_col),
-                id=_optional(args.id_col),
-                start=_optional(args.start_col),
-                end=_optional(args.end_col),
-                split=_optional(args.split_col),
-                save=tuple(c for c in args.save_columns.split(",") if c),
-            ),
+            columns=columns_from_options(args),
             samples_per_shard=args.samples_per_shard,
             workers=args.workers,
             timeout=args.timeout,

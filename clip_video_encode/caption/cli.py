@@ -16,8 +16,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from video2numpy.encodings import encoding_option
 from video2numpy.examples import with_examples
-from video2numpy.table import encoding_option
 
 
 class Stopped(BaseException):
@@ -35,11 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return caption_main(argv)
 
 
-def _optional(name: str | None) -> str | None:
-    return None if name in (None, "", "none") else name
-
-
 def caption_main(argv: list[str]) -> int:
+    from ..plan.options import add_column_options
     from .model import DEFAULT_MODEL, PRECISIONS
     from .table import CAPTION_MODES
 
@@ -91,8 +88,7 @@ def caption_main(argv: list[str]) -> int:
                        " the generated one")  # fmt: skip
     group.add_argument("--backend", default="auto", choices=["auto", "pyav", "decord"])
     group = parser.add_argument_group("input columns")
-    for name in ("location", "caption", "id", "start", "end", "split"):
-        group.add_argument(f"--{name}-col", default=name)
+    add_column_options(group)
     group.add_argument(
         "--encoding", type=encoding_option, help="text encoding of the input (default UTF-8)"
     )
@@ -105,7 +101,7 @@ def caption_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from ..destination.lease import DestinationBusy, LeaseLost
-    from ..plan.shards import Columns
+    from ..plan.options import columns_from_options
     from .frames import ClipPlan
     from .model import CaptionerOptions, CaptionModelError
     from .run import CaptionJob, caption_dataset
@@ -131,14 +127,7 @@ def caption_main(argv: list[str]) -> int:
             plan=ClipPlan(
                 per=args.per, window_seconds=args.window_seconds, backend=args.backend
             ),  # fmt: skip
-            columns=Columns(
-                location=args.location_col,
-                caption=_optional(args.caption_col),
-                id=_optional(args.id_col),
-                start=_optional(args.start_col),
-                end=_optional(args.end_col),
-                split=_optional(args.split_col),
-            ),  # fmt: skip
+            columns=columns_from_options(args),
             caption_mode=args.caption,
             samples_per_shard=args.samples_per_shard,
             batch_size=args.batch_size,
