@@ -271,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     skipped, redone = summary["shards_skipped"], summary.get("redone", 0)
     retried = summary.get("shards_retried", 0)
+    before = summary.get("failed_in_skipped", 0)
     detail = ", ".join(
         f"{s}: {n}" for s, n in sorted(summary["status_dict"].items()) if s != "success"
     )
@@ -281,11 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {summary['shards_written']} shards written"
         f"{f' ({retried} of them rewritten, their failed rows redone)' if retried else ''}"
         f"{f', {skipped} already done' if skipped else ''}"
+        f"{f' ({before} of their rows failed)' if skipped and before else ''}"
         f"{f'; {redone} videos redone after a lost worker' if redone else ''}"
         f" -> {summary['dest']}",
         file=sys.stderr,
     )
-    return 1 if summary["failed"] and not args.allow_failures else 0
+    failed = summary.get("dataset_failed", summary["failed"])  # the whole dataset's rows
+    return 1 if failed and not args.allow_failures else 0
 
 
 if __name__ == "__main__":

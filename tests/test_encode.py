@@ -268,9 +268,10 @@ def test_dataset_layout(table, tmp_path, checkpoint, encoder, videos, capsys):
     assert [r["label"] for r in parquet] == [4, 5, 6]
     assert all(not p.startswith("..") for p in os.listdir(tmp_path))
 
-    # A rerun resumes (nothing to do); other settings are refused.
-    assert run_cli(table, dest, checkpoint, "--caption-similarity") == 0
-    assert "2 already done" in capsys.readouterr().err
+    # A rerun resumes (nothing to do; exit 1: the dataset holds failed rows); other settings
+    # are refused.
+    assert run_cli(table, dest, checkpoint, "--caption-similarity") == 1
+    assert "2 already done (2 of their rows failed)" in capsys.readouterr().err
     assert run_cli(table, dest, checkpoint) == 2  # without --caption-similarity
     assert "other settings" in capsys.readouterr().err
 

@@ -293,10 +293,10 @@ def test_pipelines_write_the_same_shards_as_the_local_executor(cluster, clips, c
     assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 1
     _, (_, local_parquet) = assert_same_shards(ray_dest, local_dest)
     assert json.loads((ray_dest / "run.json").read_text())["shards"] == 5
-    # --retry-failed: the file is there now. The run counts what it did (the retried row, a
-    # success), not the shard's untouched no-frames row: exit 0, as the local executor.
+    # --retry-failed: the file is there now. The summary counts what the run did (the retried
+    # row, a success); the exit code, the dataset, whose no-frames row is not retried: 1.
     shutil.copy(clips[1], tmp_path / "arrives-later.mp4")
-    assert main([table, "--dest", str(ray_dest), *pipelines, *common, "--retry-failed"]) == 0
+    assert main([table, "--dest", str(ray_dest), *pipelines, *common, "--retry-failed"]) == 1
     rows = [r for rows in read_shards(ray_dest)[1].values() for r in rows]
     before = [r for rows in local_parquet.values() for r in rows]
     assert [r["status"] for r in rows] == ["success"] * 13 + ["no_frames"]

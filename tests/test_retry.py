@@ -78,7 +78,8 @@ def test_retry_redoes_only_the_failed_rows(videos, tmp_path, checkpoint, table, 
     first = snapshot(dest)
     shutil.copy(videos["ntsc.mp4"], later)  # the missing video is there now
     shutil.copy(videos["portrait.mp4"], broken)  # this one too, but its status is not retried
-    assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-failed")) == 0
+    # exit 1: the broken video's row (failed_to_decode, not retried) still failed
+    assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-failed")) == 1
     second = snapshot(dest)
     name0 = "00000.tar" if output_format == "webdataset" else "00000"
     # Only shard 0 held a retryable row: shards 1 and 2 are untouched, marker included. The
@@ -102,7 +103,8 @@ def test_retry_redoes_only_the_failed_rows(videos, tmp_path, checkpoint, table, 
     assert_same_but_batching(members(dest / name0), members(fresh / name0))
     assert pq.read_table(dest / "00000.parquet") == pq.read_table(fresh / "00000.parquet")
     # --retry-status adds a status; nothing left with a retryable status is a no-op.
-    assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-failed")) == 0
+    # exit 1: the broken video's row (failed_to_decode, not retried) still failed
+    assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-failed")) == 1
     assert snapshot(dest) == second
     assert encode_main(args(src, dest, checkpoint, *fmt, "--retry-status",
                             "failed_to_decode")) == 0  # fmt: skip

@@ -169,3 +169,24 @@ def test_ray_decoders_the_cluster_cannot_place_are_not_handed_videos(videos, tmp
     ]
     assert "timeout" not in statuses, (statuses, run.stderr[-500:])
     assert run.returncode in (0, 2), run.stderr[-500:]
+
+
+def test_the_exit_code_speaks_for_the_whole_dataset_on_a_rerun(videos, tmp_path, checkpoint,
+                                                               capsys):  # fmt: skip
+    """Exit 0 means every row of the dataset succeeded: a rerun that finds every shard done
+    exits 1 while a committed shard holds a failed row, as the run that wrote it did."""
+    src = tmp_path / "videos.csv"
+    src.write_text(f"location\n{videos['cfr.mp4']}\n{tmp_path / 'gone.mp4'}\n{videos['cfr.mp4']}\n")
+    dest = tmp_path / "out"
+    assert encode(src, dest, checkpoint, "--samples-per-shard", "2") == 1
+    capsys.readouterr()
+    assert encode(src, dest, checkpoint, "--samples-per-shard", "2") == 1
+    err = capsys.readouterr().err
+    assert "2 already done (1 of their rows failed)" in err, err
+    assert encode(src, dest, checkpoint, "--samples-per-shard", "2", "--allow-failures") == 0
+    # --retry-failed redoes the failed row; it fails again: still 1
+    assert encode(src, dest, checkpoint, "--samples-per-shard", "2", "--retry-failed") == 1
+    ok = tmp_path / "ok.csv"
+    ok.write_text(f"location\n{videos['cfr.mp4']}\n")
+    assert encode(ok, tmp_path / "ok", checkpoint) == 0
+    assert encode(ok, tmp_path / "ok", checkpoint) == 0

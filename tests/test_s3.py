@@ -53,7 +53,9 @@ def test_encode_from_and_to_s3(s3, weights):
         len(samples) == 1 and samples[0][1].shape == (3, 384) and samples[0][2]["caption"] == "one"
     )
     assert np.isfinite(samples[0][1].astype(np.float32)).all()
-    assert encode_to("s3://videos-bucket/out", weights[0]) == 0  # resumes: the shard is done
+    # resumes: the shard is done (exit 1: its missing row failed)
+    assert encode_to("s3://videos-bucket/out", weights[0]) == 1
+    assert encode_to("s3://videos-bucket/out", weights[0], "--allow-failures") == 0
 
 
 def encode_to(dest, weights, *extra):
@@ -97,7 +99,7 @@ def test_files_output_format_commits_on_s3(s3, weights):
     assert not s3.find("videos-bucket/files/00000.partial")
     samples = list(iter_samples(dest))
     assert len(samples) == 1 and samples[0][1].shape == (3, 384)
-    assert encode_to(dest, weights[0], "--output-format", "files") == 0  # resumes
+    assert encode_to(dest, weights[0], "--output-format", "files") == 1  # resumes; row failed
 
 
 def test_readers_see_shards_committed_since_they_last_listed(s3, weights):

@@ -71,9 +71,10 @@ def test_a_tar_cut_mid_member_keeps_its_samples_and_the_others_are_encoded(
     with tarfile.open(dest / "00001.tar") as tar:
         metas = [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
     assert metas[1]["status"] == "failed_to_fetch" and metas[1]["error_message"]
-    # The rerun does not die at the same tar: everything is committed.
-    assert encode(src / "{00000..00002}.tar", dest, checkpoint) == 0
-    assert "3 already done" in capsys.readouterr().err
+    # The rerun does not die at the same tar: everything is committed (exit 1: the row the
+    # damage cut into stays failed).
+    assert encode(src / "{00000..00002}.tar", dest, checkpoint) == 1
+    assert "3 already done (1 of their rows failed)" in capsys.readouterr().err
 
 
 def test_a_tar_cut_at_a_member_boundary_says_so(videos, tmp_path, checkpoint):

@@ -40,7 +40,8 @@ def open_ledger(
     job: EncodeJob, plan: Plan, fs, dest: str, guard: Callable[[], None] | None = None
 ) -> Ledger:
     """The run's ledger, its dataset card written first (for webdataset output)."""
-    summary = Summary(len(plan.shards), len(plan.todo), dest, len(plan.retries))
+    failed = {s["shard"]: s.get("failed", 0) for s in plan.committed}
+    summary = Summary(len(plan.shards), len(plan.todo), dest, len(plan.retries), failed)
     if job.output_format != "webdataset":
         return Ledger(fs, dest, summary, None, guard)
     card = Card(fs, dest, plan.settings, plan.captions, job.caption_similarity, plan.splits,

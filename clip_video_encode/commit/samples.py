@@ -51,10 +51,15 @@ def finish_sample(
 
 
 class Summary:
-    """Counts for the summary line and the exit code."""
+    """Counts for the summary line and the exit code: of the rows this run did, and of the
+    whole dataset after it (``committed``: the failed rows of each shard committed before)."""
 
-    def __init__(self, shards: int, todo: int, dest: str, retried: int = 0) -> None:
+    def __init__(self, shards: int, todo: int, dest: str, retried: int = 0,
+                 committed: dict[str, int] | None = None) -> None:  # fmt: skip
         self.shards, self.todo, self.dest, self.retried = shards, todo, dest, retried
+        self.failed_before = dict(committed or {})  # shard -> failed rows, before this run
+        self.failed_by_shard = dict(self.failed_before)  # ... and after it
+        self.written: set[str] = set()  # shards committed by this run
         self.began = time.perf_counter()
         self.statuses: Counter[str] = Counter()
         self.frames = 0
@@ -67,6 +72,8 @@ class Summary:
 
     def shard_done(self, stats: dict) -> None:
         self.done_shards += 1
+        self.failed_by_shard[stats["shard"]] = stats.get("failed", 0)
+        self.written.add(stats["shard"])
         if stats.get("error"):
             self.shard_errors.append(f"{stats['shard']}: {stats['error']}")
 
@@ -85,6 +92,12 @@ class Summary:
             "status_dict": dict(self.statuses),
             "frames": self.frames,
             "shard_errors": self.shard_errors,  # their rows are counted in failed too
+            # the failed rows of the shards left as they were, and of the whole dataset now:
+            # the exit code's (0 only when every row of the dataset succeeded)
+            "failed_in_skipped": sum(
+                n for shard, n in self.failed_before.items() if shard not in self.written
+            ),
+            "dataset_failed": sum(self.failed_by_shard.values()),
             "seconds": round(seconds, 3),
         }
 
