@@ -85,3 +85,35 @@ def test_a_container_with_timestamps_is_not_derived(tmp_path):
     assert record["status"] == "success" and "warning" not in record
     assert [frame_index(f) for f in frames] == list(range(0, N, 7))
     np.testing.assert_allclose(record["timestamps"], np.arange(0, N, 7) / FPS, atol=1e-6)
+
+
+def test_raw_streams_inside_input_tars_are_videos(tmp_path, checkpoint):
+    """A webdataset tar whose samples hold raw streams (``KEY.h264``, ``KEY.m2v``): each is
+    a video to encode, not a sample without one."""
+    import io
+    import tarfile
+
+    from conftest import MODEL
+
+    from clip_video_encode.cli import main as encode_main
+    from clip_video_encode.read import iter_samples
+
+    tar_path = tmp_path / "in.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for key, (name, codec, options) in zip(("a", "b"), (RAW[0], RAW[3]), strict=True):
+            path = tmp_path / name
+            write_raw(path, codec, options)
+            tar.add(path, arcname=f"{key}.{name.rsplit('.', 1)[1]}")
+            text = f"clip {key}".encode()
+            info = tarfile.TarInfo(f"{key}.txt")
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+    dest = tmp_path / "out"
+    argv = [str(tar_path), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+            "--num-frames", "4", "--quiet", "--workers", "1"]  # fmt: skip
+    assert encode_main(argv) == 0
+    samples = {key: (emb, meta) for key, emb, meta in iter_samples(str(dest))}
+    assert sorted(samples) == ["a", "b"]
+    for emb, meta in samples.values():
+        assert emb.shape[0] == 4 and meta["timestamps"] == [0.0, 0.5, 1.0, 1.5]
+        assert "no timestamps" in meta["warning"]

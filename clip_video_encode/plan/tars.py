@@ -25,7 +25,9 @@ import fsspec
 
 from video2numpy.jsonsafe import dumps
 
-VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "m4v", "mpg", "mpeg", "ts", "flv", "3gp")
+VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "m4v", "mpg", "mpeg", "ts", "flv", "3gp",
+                    # raw elementary streams, by FFmpeg's raw demuxers' own extensions
+                    "h264", "264", "avc", "hevc", "h265", "265", "m1v", "m2v", "mpv")  # fmt: skip
 SMALL_MEMBERS = ("txt", "json")  # read into memory; other members are streamed or skipped
 SMALL_LIMIT = 16 << 20  # a txt or json member larger than this is left out, with a warning
 CHUNK = 1 << 20  # bytes copied at a time from a tar member to its scratch file
