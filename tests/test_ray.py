@@ -468,6 +468,13 @@ def test_tar_input_with_pipelines_writes_the_same_shards_as_local(cluster, clips
     assert len(local_samples) == 10
 
 
+def decode_scratch() -> set[str]:
+    import tempfile
+
+    prefix = "clip-video-encode-decode-"
+    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(prefix)}
+
+
 def test_native_sizes_and_caption_similarity_match_local(
     cluster, clips, checkpoint, tmp_path, videos
 ):
@@ -478,7 +485,9 @@ def test_native_sizes_and_caption_similarity_match_local(
               "--quiet", "--precision", "fp32", "--resize-mode", "native",
               "--caption-similarity"]  # fmt: skip
     ray_dest, local_dest = tmp_path / "ray", tmp_path / "local"
+    before = decode_scratch()
     assert main([table, "--dest", str(ray_dest), "--distributor", "ray", *common]) == 0
+    assert decode_scratch() <= before  # the decode actors removed their scratch folders
     assert main([table, "--dest", str(local_dest), "--workers", "1", *common]) == 0
     ours, _ = read_shards(ray_dest)
     theirs, _ = read_shards(local_dest)

@@ -5,6 +5,7 @@ batches. :class:`Actors` names the classes a run starts."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from typing import NamedTuple
 
@@ -31,6 +32,11 @@ class DecodeWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def close(self) -> None:
+        """Remove the scratch folder: the driver calls this before it kills the actor (a
+        kill runs no clean-up), so a finished run leaves none behind."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def decode(self, videos: list[tuple[int, dict, int | None]], options: FrameOptions,
                heartbeat: float, *data: list):  # fmt: skip
@@ -126,6 +132,11 @@ class EncodeWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def close(self) -> None:
+        """Remove the scratch folder: the driver calls this before it kills the actor (a
+        kill runs no clean-up), so a finished run leaves none behind."""
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def describe(self) -> dict:
         return self.encoder.describe()

@@ -155,6 +155,12 @@ class Lane:
         return description, batch_size
 
     def stop(self) -> None:
+        """Kill the actors; decoders first remove their scratch folders (a few seconds at
+        most: a decoder that does not answer is killed anyway, and a later run on its node
+        removes its folder once its process is gone)."""
+        closing = [d.close.remote() for d in self.decoders]
+        if closing:
+            self.ray.wait(closing, num_returns=len(closing), timeout=5.0)
         for actor in self.decoders + self.encoders:
             self.ray.kill(actor)
 

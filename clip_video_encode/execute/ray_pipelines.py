@@ -95,6 +95,10 @@ class Pipeline:
             self.started = self.lane.start()
         return self.started
 
+    def close(self) -> None:
+        """Stop this pipeline's decoders (their scratch folders removed) and encoders."""
+        self.lane.stop()
+
     def stop_soon(self) -> None:
         """Stop at the next step, removing the shard in progress (the driver is stopping)."""
         self.stopping.set()
@@ -176,6 +180,9 @@ class PipelinesExecutor:
     def stop(self) -> None:
         import ray
 
+        closing = [p.close.remote() for p in self.pipelines.values()]
+        if closing:  # a pipeline that does not answer soon is killed with its actors
+            ray.wait(closing, num_returns=len(closing), timeout=10.0)
         for pipeline in self.pipelines.values():
             ray.kill(pipeline)
 
