@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models.weights import tensors_sha256
+
 DEFAULT_MODEL = "Neleac/timesformer-gpt2-video-captioning"
 # What the model card loads beside a model whose repository ships no processor or tokenizer.
 CARD_COMPANIONS = {DEFAULT_MODEL: ("MCG-NJU/videomae-base", "gpt2")}
@@ -251,19 +253,6 @@ def _config_frames(model, name: str) -> int:
             " frames per clip with --num-frames"
         )
     return frames
-
-
-def tensors_sha256(model) -> str:
-    """SHA-256 of a model's state dict: each tensor's name, shape and float32 values, in name
-    order, so the digest does not depend on the dtype or device the weights are held in."""
-    import torch
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu", torch.float32).contiguous()
-        h.update(f"{name}:{tuple(t.shape)}\n".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 def _tokenizer_sha256(tokenizer) -> str:
