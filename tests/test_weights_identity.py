@@ -172,3 +172,24 @@ def test_a_checkpoint_overwritten_in_place_does_not_change_a_loaded_model(
     np.testing.assert_array_equal(encoder.encode(frames), before[0])
     np.testing.assert_array_equal(text.encode_text(["a red frame"]), before[1])
     assert encoder.weights_sha256 == sha256_of(checkpoint)
+
+
+def test_a_checkpoint_rewritten_in_place_with_its_size_and_mtime_is_hashed_anew(tmp_path):
+    """``cp -p other.pt weights.pt`` of the same size keeps the inode, the size and (by -p)
+    the modification time: only the change time tells. A long-lived process (the search
+    server) must not take the old digest for the new weights."""
+    import os
+
+    from clip_video_encode.models.weights import _stamp, file_sha256
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(b"a" * 4096)
+    first = file_sha256(str(path))
+    stamp = _stamp(str(path))
+    info = os.stat(path)
+    with open(path, "r+b") as f:  # in place, as cp does: same inode, same size
+        f.write(b"b" * 4096)
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))  # as -p does
+    assert os.stat(path).st_mtime_ns == info.st_mtime_ns and os.stat(path).st_ino == info.st_ino
+    assert file_sha256(str(path)) != first
+    assert _stamp(str(path)) != stamp  # the in-load check sees it too

@@ -170,10 +170,8 @@ def _random(model_name: str, device: str, cache_dir, digest: bool):
 
 def file_sha256(path: str) -> str:
     """The SHA-256 of a file's bytes, read in 8 MiB blocks (never more in memory). Kept per
-    process by path, size, inode and modification time: a file replaced in place is hashed
-    anew."""
-    info = os.stat(path)
-    stamp = (os.path.realpath(path), info.st_size, info.st_ino, info.st_mtime_ns)
+    process by path and :func:`_stamp`: a file replaced or rewritten is hashed anew."""
+    stamp = (os.path.realpath(path), *_stamp(path))
     if stamp not in _FILE_DIGESTS:
         h = hashlib.sha256()
         with open(path, "rb") as f:
@@ -243,8 +241,11 @@ def _own_memory(module) -> None:
 
 
 def _stamp(path: str) -> tuple:
+    """What changes when a file's bytes do. The change time too: ``cp -p`` of a file of the
+    same size keeps the inode, the size and the modification time, and only the kernel sets
+    the change time."""
     info = os.stat(path)
-    return info.st_ino, info.st_size, info.st_mtime_ns
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _build_causal_masks(model) -> None:
