@@ -60,7 +60,7 @@ def _retry_statuses(retry_failed: bool, listed: list[str]) -> frozenset[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from video2numpy.cli import add_frame_arguments, frame_options
+    from video2numpy.options import add_frame_arguments, frame_options
 
     from .commit.writer import StorageRefused
     from .destination.lease import DestinationBusy, LeaseLost
