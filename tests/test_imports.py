@@ -124,3 +124,28 @@ def test_the_encode_pipeline_imports_one_way():
     graph = {name: imported(name, path, modules) for name, path in modules.items()}
     assert all(f"clip_video_encode.{layer}" in modules for layer in LAYERS)
     assert layer_breaches(graph) == []
+
+
+def is_cli(module: str) -> bool:
+    leaf = module.rsplit(".", 1)[-1]
+    return leaf == "cli" or leaf.endswith("_cli")
+
+
+# Entry points that run the console scripts as a user would (the demo, the Ray job).
+RUNS_COMMANDS = {"video2numpy.demo", "jobs.encode"}
+
+
+def test_command_line_modules_depend_on_the_library_not_on_each_other():
+    """A console script's module may import the library and its own tool's subcommands (the
+    ``eval`` of summaries), never another tool's command line: what two commands share lives
+    in a library module (``video2numpy/options.py``, ``clip_video_encode/plan/options.py``)."""
+    modules = module_files()
+    breaches = []
+    for name, path in modules.items():
+        if name in RUNS_COMMANDS:
+            continue
+        for target in imported(name, path, modules):
+            same_tool = target.rsplit(".", 1)[0] == name.rsplit(".", 1)[0] and is_cli(name)
+            if is_cli(target) and not same_tool:
+                breaches.append(f"{name} imports {target}")
+    assert breaches == []
