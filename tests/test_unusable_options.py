@@ -98,3 +98,19 @@ def test_video_convert_refuses_an_unknown_encoding(tmp_path, capsys):
         code = exc.code
     _usage_error(capsys, code, "--encoding")
     assert not (tmp_path / "t.parquet").exists()
+
+
+@pytest.mark.parametrize("encoding", ["rot13", "base64", "hex", "zlib"])
+def test_a_codec_that_is_not_a_text_encoding_is_refused(dataset, checkpoint, tmp_path, capsys,
+                                                        encoding):  # fmt: skip
+    """rot13, base64, ... are codecs Python knows, but not text encodings: a file cannot be
+    read with them (the reader failed with a TypeError traceback or 'Incorrect padding')."""
+    table, _ = dataset
+    try:
+        code = encode_main([str(table), "--dest", str(tmp_path / "out"), "--model", MODEL,
+                            "--pretrained", checkpoint, "--encoding", encoding])  # fmt: skip
+    except SystemExit as exc:
+        code = exc.code
+    err = _usage_error(capsys, code, "--encoding")
+    assert encoding in err
+    assert not list(tmp_path.iterdir())
