@@ -114,3 +114,15 @@ def test_a_codec_that_is_not_a_text_encoding_is_refused(dataset, checkpoint, tmp
     err = _usage_error(capsys, code, "--encoding")
     assert encoding in err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_meta_device_is_refused_before_the_destination(dataset, checkpoint, tmp_path,
+                                                           capsys):  # fmt: skip
+    """torch places a tensor on 'meta' but holds no data there: every row came out
+    failed_to_encode, in a dataset written for nothing."""
+    table, _ = dataset
+    dest = tmp_path / "out"
+    code = encode_main([str(table), "--dest", str(dest), "--model", MODEL, "--pretrained",
+                        checkpoint, "--device", "meta", "--quiet"])  # fmt: skip
+    _usage_error(capsys, code, "--device")
+    assert not dest.exists()

@@ -50,15 +50,18 @@ class EncoderOptions:
 
 def resolve_device(device: str) -> str:
     """``auto``: a GPU when torch sees one. Any other device must be one torch can place a
-    tensor on here, else a ValueError that says what to use: checked before a model loads or
-    anything is written (a GPU asked for on a machine without one, a typo)."""
+    tensor on here and read back from, else a ValueError that says what to use: checked before
+    a model loads or anything is written (a GPU asked for on a machine without one, a typo,
+    ``meta``)."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError, ValueError) as exc:
+        # Read back, not only placed: 'meta' places tensors but holds no data (every row
+        # came out failed_to_encode).
+        torch.zeros(1, device=device).cpu()
+    except (RuntimeError, AssertionError, ValueError, NotImplementedError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         raise ValueError(
