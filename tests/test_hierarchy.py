@@ -193,3 +193,25 @@ def test_search_levels_cut_the_windows_the_hierarchy_cuts(tmp_path, checkpoint, 
                         "--top", "9", "--segment-seconds", "6"]) == 0  # fmt: skip
     found = [json.loads(line)["segment"] for line in capsys.readouterr().out.splitlines()]
     assert sorted(map(tuple, found)) == [(s["start_sec"], s["end_sec"]) for s in segments]
+
+
+def test_a_window_past_the_videos_end_stops_at_the_end(videos, checkpoint, tmp_path):
+    """--end (run-wide, or a row's end) past a video's end: its frames were sampled up to the
+    video's end, so the span stops there. A 3 s video encoded with --end 100 had 100 one-second
+    clip windows, 97 of them the last frame again ('filled'), in the hierarchy and search."""
+    from clip_video_encode.cli import main
+    from clip_video_encode.search.index import SearchIndex, build_index
+    from clip_video_encode.search.levels import spans
+
+    table = tmp_path / "videos.csv"
+    table.write_text(f"location,end\n{videos['cfr.mp4']},\n{videos['cfr.mp4']},40\n")
+    dest = tmp_path / "ds"
+    assert main([str(table), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+                 "--fps", "2", "--end", "100", "--quiet", "--workers", "1"]) == 0  # fmt: skip
+    out = tmp_path / "hier"
+    assert hierarchy_main([str(dest), "--out", str(out), "--clip-seconds", "1", "--quiet"]) == 0
+    clips = [r for r in pq.read_table(out / "index.parquet").to_pylist() if r["level"] == "clip"]
+    assert [(r["start_sec"], r["end_sec"], r["n_features"], r["filled"]) for r in clips] == [
+        (0.0, 3.0, 3, 0)] * 2  # fmt: skip
+    lo, hi = spans(SearchIndex(build_index(str(dest))))
+    assert lo.tolist() == [0.0, 0.0] and hi.tolist() == [3.0, 3.0]

@@ -33,13 +33,15 @@ class Windows:
 
 
 def video_span(meta: dict, times: np.ndarray) -> tuple[float, float]:
-    """The time the windows cover: the row's window, else the whole video."""
+    """The time the windows cover: the row's window, else the whole video; a window's end
+    past the video's end stops there, as the sampler's frames did (``--end 100`` on a 3 s
+    video covers 0-3 s, not 97 windows holding no frame)."""
     start = meta.get("start")
     end = meta.get("end")
     duration = meta.get("duration")
     lo = float(start) if start is not None else 0.0
     if end is not None:
-        hi = float(end)
+        hi = min(float(end), float(duration)) if duration else float(end)
     elif duration:
         hi = float(duration)
     else:
