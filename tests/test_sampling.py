@@ -92,3 +92,30 @@ def test_one_frame_video():
 def test_bad_sampling_is_refused(kwargs):
     with pytest.raises(ValueError):
         Sampling(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"start": float("nan")}, {"end": float("nan")}, {"start": float("inf")},
+     {"fps": float("inf")}, {"start": 1, "end": float("nan")}],
+)  # fmt: skip
+def test_a_bound_that_is_no_number_is_refused(kwargs):
+    """NaN passes every comparison (start < 0, end <= start are False): a NaN window selected
+    no frame from any video, and a NaN or infinite value broke run.json midway."""
+    with pytest.raises(ValueError):
+        Sampling(**kwargs)
+
+
+def test_a_run_wide_window_that_is_no_number_is_a_usage_error(tmp_path, capsys):
+    """clip-video-encode --start nan left a run.json cut short in the destination (a rerun
+    then called it another tool's); video2numpy's every video came out no_frames."""
+    from video2numpy.cli import main as v2n_main
+
+    table = tmp_path / "videos.csv"
+    table.write_text("location\nsomewhere.mp4\n")
+    for option in (["--start", "nan"], ["--end", "nan"], ["--end", "inf"], ["--fps", "inf"]):
+        with pytest.raises(SystemExit) as exc:
+            v2n_main([str(table), "--dest", str(tmp_path / "frames"), *option])
+        assert exc.value.code == 2
+        assert option[0] in capsys.readouterr().err
+    assert not (tmp_path / "frames").exists()

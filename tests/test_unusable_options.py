@@ -126,3 +126,18 @@ def test_the_meta_device_is_refused_before_the_destination(dataset, checkpoint, 
                         checkpoint, "--device", "meta", "--quiet"])  # fmt: skip
     _usage_error(capsys, code, "--device")
     assert not dest.exists()
+
+
+@pytest.mark.parametrize("option", [["--start", "nan"], ["--end", "inf"], ["--fps", "inf"]])
+def test_encode_refuses_a_window_that_is_no_number(dataset, checkpoint, tmp_path, capsys,
+                                                   option):  # fmt: skip
+    """--start nan left a run.json cut short at the start (json refuses NaN midway), and a
+    rerun then took the destination for another tool's."""
+    table, _ = dataset
+    try:
+        code = encode_main([str(table), "--dest", str(tmp_path / "out"), "--model", MODEL,
+                            "--pretrained", checkpoint, *option])  # fmt: skip
+    except SystemExit as exc:
+        code = exc.code
+    _usage_error(capsys, code, option[0])
+    assert not list(tmp_path.iterdir())

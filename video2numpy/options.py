@@ -5,12 +5,22 @@ one command line samples the same frames in both."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from .decode import BACKENDS
 from .fetch import FetchOptions
 from .resize import MODES, Resize
 from .sampling import Sampling
 from .video import FrameOptions
+
+
+def _seconds(value: str) -> float:
+    """A run-wide --start/--end: a finite number (run.json records it; leave --end out for
+    each video's end)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"a finite number of seconds, got {value!r}")
+    return number
 
 
 def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +31,8 @@ def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--every-nth", type=int, help="keep every N-th frame")
     mode.add_argument("--num-frames", type=int, help="N evenly spaced frames per video/window")
     group.add_argument("--max-frames", type=int, help="cap per video, thinned evenly")
-    group.add_argument("--start", type=float, help="window start in seconds, for every video")
-    group.add_argument("--end", type=float, help="window end in seconds, for every video")
+    group.add_argument("--start", type=_seconds, help="window start in seconds, for every video")
+    group.add_argument("--end", type=_seconds, help="window end in seconds, for every video")
     group = parser.add_argument_group("frames")
     group.add_argument("--size", type=int, default=224, help="output size in pixels (224)")
     group.add_argument(

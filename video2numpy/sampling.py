@@ -39,8 +39,14 @@ class Sampling:
             value = getattr(self, name)
             if value is not None and (int(value) != value or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps!r}")
+        if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"fps must be positive and finite, got {self.fps!r}")
+        # NaN passes every comparison below; no frame is at or after an infinite start. An
+        # infinite end is a row's 'to the end' (video2numpy.table.parse_seconds keeps it).
+        if self.start is not None and not math.isfinite(self.start):
+            raise ValueError(f"start must be a number of seconds, got {self.start!r}")
+        if self.end is not None and (math.isnan(self.end) or self.end == -math.inf):
+            raise ValueError(f"end must be a number of seconds, got {self.end!r}")
         if self.start is not None and self.start < 0:
             raise ValueError(f"start must be >= 0, got {self.start!r}")
         if self.start is not None and self.end is not None and self.end <= self.start:

@@ -236,8 +236,9 @@ def record_in_run(fs, dest: str, values: dict) -> None:
 
 
 def _write_json(fs, dest: str, name: str, value: dict) -> None:
-    with fs.open(inside(dest, f"{dest}/{name}", fs), "w") as f:
-        json.dump(value, f, indent=1, allow_nan=False)
+    text = json.dumps(value, indent=1, allow_nan=False)  # first: a value json refuses (NaN)
+    with fs.open(inside(dest, f"{dest}/{name}", fs), "w") as f:  # leaves no file cut short
+        f.write(text)
 
 
 def _write_splits(fs, dest: str, shards: list[Shard], suffix: str) -> None:
