@@ -195,3 +195,14 @@ def test_an_unclosed_quote_in_a_pipe_file_is_named_not_swallowed(tmp_path, capsy
     quoted = tmp_path / "quoted.txt"  # what csv writes for a caption holding '|' and '"'
     quoted.write_text('v1|"a man | plays ""the"" guitar"\nv2|a dog is running\n')
     assert main(["eval", str(quoted), "--refs", refs, "--json"]) == 0
+
+
+def test_an_unclosed_quote_on_a_pipe_files_last_line_is_named_too(tmp_path, capsys):
+    """The same unclosed quote on the last line of a file with no final newline was read as
+    a caption (its quote dropped): the error depended on whether the file ended in a newline."""
+    _, refs = _files(tmp_path)
+    pred = tmp_path / "pred.txt"
+    pred.write_text('v2|a dog is running\nv1|"a man plays the guitar')
+    assert main(["eval", str(pred), "--refs", refs, "--missing", "skip"]) == 2
+    err = _no_traceback(capsys)
+    assert "line 2" in err and "quote" in err

@@ -113,14 +113,18 @@ def _sniff(lower: str, text: str, path: str) -> str:
 
 def _pipe(text: str, path: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
+    if text and not text.endswith(("\n", "\r")):  # csv ends a quote left open at the end
+        text += "\n"  # of the data silently: a last line's open quote is then seen as others'
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="|")
     number = 1  # the line a record starts on
     for fields in reader:
         line, number = number, reader.line_num + 1
         if any("\n" in f or "\r" in f for f in fields):  # no caption spans lines
+            last = reader.line_num
+            swallowed = f", so lines {line}-{last} would read as one caption" if last > line else ""
             raise FormatError(
-                f"{path}: line {line} opens a quote that no later quote on the line closes, so"
-                f" lines {line}-{reader.line_num} would read as one caption: close or remove"
+                f"{path}: line {line} opens a quote that no later quote on the line closes"
+                f"{swallowed}: close or remove"
                 " the quote (a caption holding '|' or '\"' is quoted whole, its quotes doubled)"
             )
         if not fields or not "".join(fields).strip():
