@@ -403,6 +403,21 @@ def test_bad_weights_are_a_clear_error_before_any_output(cluster, clips, tmp_pat
     assert "Traceback" not in err and not dest.exists()
 
 
+def test_a_device_the_encoders_cannot_use_is_a_usage_error(cluster, clips, checkpoint,
+                                                             tmp_path, capsys):  # fmt: skip
+    """--device checked where the model loads, on the encoder actors: a GPU they lack is the
+    usage error the local executor gives (exit 2, naming --device), nothing written."""
+    table = table_of(tmp_path, clips[:1])
+    dest = tmp_path / "never"
+    code = main([table, "--dest", str(dest), "--distributor", "ray", "--model", MODEL,
+                 "--pretrained", checkpoint, "--device", "cuda", "--encoder-cpus", "0",
+                 "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--device cuda cannot be used" in err
+    assert "Traceback" not in err and not dest.exists()
+
+
 def wait_for_process(prefix, timeout=120.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

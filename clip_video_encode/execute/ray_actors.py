@@ -14,7 +14,7 @@ import numpy as np
 from video2numpy.scratch import make_scratch
 from video2numpy.video import FrameOptions, Task, sample_video
 
-from ..models.encoder import Encoder, EncoderOptions
+from ..models.encoder import Encoder, EncoderLoadError, EncoderOptions
 
 
 class DecodeWorker:
@@ -128,15 +128,13 @@ class EncodeWorker:
         # Ray limits an actor's threads to its CPU reservation (one, or none at all): a CPU
         # encoder would run on one core. Use the node's cores, as the local executor does.
         torch.set_num_threads(threads or os.cpu_count() or 1)
-        self.encoder = Encoder(options)
+        try:
+            self.encoder = Encoder(options)
+        except ValueError as exc:  # an option this actor's machine cannot use (--device)
+            raise EncoderLoadError(str(exc)) from None  # the driver's usage error, as locally
 
     def pid(self) -> int:
         return os.getpid()
-
-    def close(self) -> None:
-        """Remove the scratch folder: the driver calls this before it kills the actor (a
-        kill runs no clean-up), so a finished run leaves none behind."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def describe(self) -> dict:
         return self.encoder.describe()
