@@ -57,6 +57,7 @@ def run_job(job: EncodeJob, read: Input, executor: Executor) -> dict:
                 fidelity = executor.fidelity()
                 if fidelity:
                     record_in_run(fs, dest, {"fidelity": fidelity})
+            summary = ledger.summary.finish()  # the run's time: not the actors' shutdown
     finally:
         executor.stop()
-    return {**ledger.summary.finish(), **executor.report()}
+    return {**summary, **executor.report()}

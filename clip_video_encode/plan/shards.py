@@ -110,13 +110,6 @@ def key_digits(samples_per_shard: int, shard_count: int) -> tuple[int, int]:
     return max(5, math.ceil(math.log10(max(shard_count, 1) + 1))), len(str(samples_per_shard))
 
 
-def make_key(shard_id: int, index: int, samples_per_shard: int, shard_count: int) -> str:
-    """``shard_id * 10**oom_sample + index``, zero padded: shard 1, index 5, 1000 per shard
-    gives ``000010005``."""
-    shard_digits, sample_digits = key_digits(samples_per_shard, shard_count)
-    return f"{shard_id:0{shard_digits}d}{index:0{sample_digits}d}"
-
-
 def plan_shards(table: pa.Table, columns: Columns, samples_per_shard: int) -> list[Shard]:
     """Split ``table`` into shards of ``samples_per_shard`` consecutive rows. Raises
     ValueError for a table that cannot be run (a missing column, a start/end cell that is no
