@@ -117,3 +117,26 @@ def test_raw_streams_inside_input_tars_are_videos(tmp_path, checkpoint):
     for emb, meta in samples.values():
         assert emb.shape[0] == 4 and meta["timestamps"] == [0.0, 0.5, 1.0, 1.5]
         assert "no timestamps" in meta["warning"]
+
+
+def test_video_members_are_found_whatever_the_case_of_their_extension(tmp_path, checkpoint,
+                                                                      videos):  # fmt: skip
+    """``KEY.MP4`` (cameras, Windows tools) is a video member as ``KEY.mp4`` is."""
+    import tarfile
+
+    from conftest import MODEL
+
+    from clip_video_encode.cli import main as encode_main
+    from clip_video_encode.read import iter_samples
+
+    tar_path = tmp_path / "in.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(videos["cfr.mp4"], arcname="a.MP4")
+        tar.add(videos["vp9.webm"], arcname="b.WebM")
+    dest = tmp_path / "out"
+    argv = [str(tar_path), "--dest", str(dest), "--model", MODEL, "--pretrained", checkpoint,
+            "--num-frames", "2", "--quiet", "--workers", "1"]  # fmt: skip
+    assert encode_main(argv) == 0
+    samples = {key: meta for key, _, meta in iter_samples(str(dest))}
+    assert sorted(samples) == ["a", "b"]
+    assert all(meta["n_frames"] == 2 for meta in samples.values())
