@@ -37,8 +37,9 @@ from ..plan.job import EncodeJob, with_choices_of_dest
 from ..plan.run_file import Plan
 from ..plan.source import read_input
 from .ray_actors import Actors
-from .ray_lane import Lane, Progress
+from .ray_lane import Lane
 from .ray_plan import Pools, RayOptions, plan_pools
+from .ray_progress import Progress
 from .run import run_job
 
 __all__ = ["RayOptions", "encode_dataset_ray", "plan_pools"]

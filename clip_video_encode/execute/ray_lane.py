@@ -1,14 +1,12 @@
 """One lane of the Ray executor: the loop that hands videos to decode actors in shard order,
 sends their frames to encoder actors in the batches :mod:`..plan.batching` forms, and writes and
-commits shards through the shared :class:`~..commit.assembly.Assembly`; and the options and progress
-report of a Ray run. The driver runs one lane, or each ``--pipelines`` actor runs one
-(``ray_pipelines.py``)."""
+commits shards through the shared :class:`~..commit.assembly.Assembly`. The driver runs one
+lane, or each ``--pipelines`` actor runs one (``ray_pipelines.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import sys
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -16,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from video2numpy.status import FAILED_TO_DECODE, SUCCESS, TIMEOUT
 
@@ -72,42 +69,6 @@ class _Decoding:
     header: dict | None = None  # read; the frames it announces not yet pulled
     done: int = 0  # videos whose record has come (they come in order)
     last: float = field(default_factory=time.monotonic)
-
-
-class Progress:
-    """The driver's progress bar; without one (a cluster job's log), a line every 30 s."""
-
-    def __init__(self, summary, total: int | None, progress: bool | None, pools: list) -> None:
-        self.summary, self.total, self.pools = summary, total, pools
-        self.bar = tqdm(total=total, unit="video", desc="encode",
-                        disable=None if progress is None else not progress)  # fmt: skip
-        self.quiet = progress is False
-        self.done = 0
-        self.began = self.reported = time.monotonic()
-
-    def advance(self, videos: int, redone: int, every: float = 30.0) -> None:
-        if not videos:
-            return
-        self.done += videos
-        self.bar.update(videos)
-        now = time.monotonic()
-        if not self.bar.disable or self.quiet or now - self.reported < every:
-            return
-        self.reported = now
-        rate = self.done / max(now - self.began, 1e-9)
-        total = f"/{self.total}" if self.total is not None else ""
-        lanes = f", {len(self.pools)} pipelines" if len(self.pools) > 1 else ""
-        print(
-            f"clip-video-encode: {self.done}{total} videos ({rate:.2f}/s), shards"
-            f" {self.summary.done_shards}/{self.summary.todo} written,"
-            f" {sum(p.decoders for p in self.pools)} decoders,"
-            f" {sum(p.encoders for p in self.pools)} encoders{lanes}, {redone} redone",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Lane:

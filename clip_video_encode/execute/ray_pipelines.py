@@ -33,8 +33,9 @@ from ..destination.lease import Lease
 from ..plan.job import EncodeJob
 from ..plan.run_file import Plan
 from .ray_actors import Actors, _load_error
-from .ray_lane import Lane, Progress
+from .ray_lane import Lane
 from .ray_plan import Pools, RayOptions, same_encoders
+from .ray_progress import Progress
 
 REPORT_SECONDS = 0.5  # a pipeline reports its progress at most this often (and on commits)
 
