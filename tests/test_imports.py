@@ -149,3 +149,11 @@ def test_command_line_modules_depend_on_the_library_not_on_each_other():
             if is_cli(target) and not same_tool:
                 breaches.append(f"{name} imports {target}")
     assert breaches == []
+
+
+def test_no_module_has_two_jobs_by_its_length():
+    """A module past ~500 lines has two jobs: split it by job (550 leaves room for a docstring
+    growing, not for a second job)."""
+    long = {name: n for name, path in module_files().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 550}  # fmt: skip
+    assert long == {}
