@@ -90,6 +90,16 @@ def _sample(key: str, parts: dict, include_failed: bool):
         yield key, None, meta
 
 
+def read_run(dataset: str) -> dict:
+    """A dataset's ``run.json`` (local or fsspec URL)."""
+    try:
+        with fsspec.open(f"{dataset.rstrip('/')}/run.json", "r") as f:
+            return json.load(f)
+    except FileNotFoundError as exc:
+        message = f"{dataset} has no run.json: not a clip-video-encode dataset"
+        raise FileNotFoundError(message) from exc
+
+
 def run_window(run: dict) -> tuple[float | None, float | None]:
     """The window (``--start``/``--end``, in ``run.json``'s sampling) that every row without
     a window of its own was sampled in."""

@@ -32,8 +32,7 @@ from ..destination.folder import committed_shards
 from ..plan.shards import Columns, Shard, input_digest, plan_shards
 from ..plan.source import load_input
 from ..plan.tars import expand_tars, is_tar_input, shard_names, tar_rows
-from ..read import in_run_window, run_window
-from ..search.index import read_run
+from ..read import in_run_window, read_run, run_window
 
 
 @dataclass

@@ -27,8 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ..read import in_run_window, iter_samples, run_window
-from ..search import read_run
+from ..read import in_run_window, iter_samples, read_run, run_window
 from ..vectors import normalize
 from .windows import (
     clip_edges,

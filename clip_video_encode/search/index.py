@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -27,7 +26,7 @@ import pyarrow.parquet as pq
 
 from video2numpy.npy import NpyWriter
 
-from ..read import dataset_identity, in_run_window, iter_samples, run_window
+from ..read import dataset_identity, in_run_window, iter_samples, read_run, run_window
 from ..vectors import against_generic
 from .moments import DEFAULT_OPTIONS, Moment, MomentOptions, rank_moments
 from .store import (
@@ -149,18 +148,6 @@ def index_folder(dataset: str) -> str:
     digest = hashlib.sha1(dataset.rstrip("/").encode()).hexdigest()[:16]
     cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
     return os.path.join(cache, "clip-video-search", digest)
-
-
-def read_run(dataset: str) -> dict:
-    """A dataset's ``run.json`` (local or fsspec URL)."""
-    import fsspec
-
-    try:
-        with fsspec.open(f"{dataset.rstrip('/')}/run.json", "r") as f:
-            return json.load(f)
-    except FileNotFoundError as exc:
-        message = f"{dataset} has no run.json: not a clip-video-encode dataset"
-        raise FileNotFoundError(message) from exc
 
 
 def build_index(dataset: str, folder: str | None = None) -> str:

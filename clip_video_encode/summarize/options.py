@@ -61,7 +61,7 @@ def embed_queries(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The queries' embeddings (None for none) and the contrast prompt's, in the dataset's
     own model's space (the text tower alone is loaded)."""
-    from ..search.index import read_run
+    from ..read import read_run
     from ..search.query import embed_query, query_encoder, query_weights
 
     queries = list(args.query if queries is None else queries)

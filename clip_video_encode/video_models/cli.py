@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from video2numpy.examples import with_examples
 
 from ..models.encoder import EncoderLoadError, resolve_device
-from ..search import read_run
+from ..read import read_run
 from ..search.query import query_encoder, query_weights
 
 DEFAULT_LENGTH = 32
